@@ -1,0 +1,24 @@
+# Options and warnings as INTERFACE targets, linked PRIVATE by every project target.
+add_library(reqctx_warnings INTERFACE)
+add_library(reqctx::warnings ALIAS reqctx_warnings)
+target_compile_options(reqctx_warnings INTERFACE
+  -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast -Wcast-align
+  -Woverloaded-virtual -Wnull-dereference -Wimplicit-fallthrough
+  # GCC 12 reports false positives inside Asio/Beast coroutine frames.
+  -Wno-mismatched-new-delete -Wno-maybe-uninitialized)
+
+add_library(reqctx_options INTERFACE)
+add_library(reqctx::options ALIAS reqctx_options)
+target_include_directories(reqctx_options INTERFACE ${PROJECT_SOURCE_DIR})
+target_compile_features(reqctx_options INTERFACE cxx_std_20)
+
+if(REQCTX_SANITIZE)
+  target_compile_options(reqctx_options INTERFACE
+    -fsanitize=${REQCTX_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+  target_link_options(reqctx_options INTERFACE -fsanitize=${REQCTX_SANITIZE})
+endif()
+
+# reqctx_project_target(<target>): the project's standard options and warnings.
+function(reqctx_project_target target)
+  target_link_libraries(${target} PRIVATE reqctx::options reqctx::warnings)
+endfunction()
