@@ -1,0 +1,246 @@
+#include "clients/propagation.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <random>
+#include <unordered_set>
+
+namespace reqctx {
+namespace {
+
+constexpr std::size_t kTraceparentLength = 55;  // "vv-" + 32 + "-" + 16 + "-" + 2
+constexpr std::size_t kMaxTracestateMembers = 32;
+constexpr std::size_t kMaxKeyLength = 256;
+constexpr std::size_t kMaxValueLength = 256;
+constexpr std::size_t kMaxRequestIdLength = 128;
+constexpr char kHexDigits[] = "0123456789abcdef";
+
+bool is_ows(char c) noexcept {
+    return c == ' ' || c == '\t';
+}
+
+std::string_view trim_ows(std::string_view s) noexcept {
+    while (!s.empty() && is_ows(s.front())) s.remove_prefix(1);
+    while (!s.empty() && is_ows(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+// Lower-case hex only: the spec's HEXDIGLC.
+int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+}
+
+// Decodes exactly out.size()*2 lower-case hex characters.
+template <std::size_t N>
+bool decode_hex(std::string_view text, std::array<std::uint8_t, N>& out) noexcept {
+    if (text.size() != 2 * N) return false;
+    for (std::size_t i = 0; i < N; ++i) {
+        const int hi = hex_value(text[2 * i]);
+        const int lo = hex_value(text[2 * i + 1]);
+        if (hi < 0 || lo < 0) return false;
+        out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+    }
+    return true;
+}
+
+bool decode_byte(std::string_view text, std::uint8_t& out) noexcept {
+    std::array<std::uint8_t, 1> b{};
+    if (!decode_hex(text, b)) return false;
+    out = b[0];
+    return true;
+}
+
+template <std::size_t N>
+bool all_zero(const std::array<std::uint8_t, N>& id) noexcept {
+    return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
+}
+
+template <std::size_t N>
+std::string hex_of(const std::array<std::uint8_t, N>& id) {
+    std::string out(2 * N, '0');
+    for (std::size_t i = 0; i < N; ++i) {
+        out[2 * i] = kHexDigits[id[i] >> 4];
+        out[2 * i + 1] = kHexDigits[id[i] & 0x0f];
+    }
+    return out;
+}
+
+// One traceparent value (already trimmed) by the rules of its version.
+std::optional<TraceParent> parse_traceparent_value(std::string_view v) {
+    if (v.size() < kTraceparentLength) return std::nullopt;
+    TraceParent tp;
+    if (!decode_byte(v.substr(0, 2), tp.version) || tp.version == 0xff) return std::nullopt;
+    if (tp.version == 0x00 && v.size() != kTraceparentLength) return std::nullopt;
+    // Higher versions: the version-00 layout is a prefix, followed by '-' or the end.
+    if (v.size() > kTraceparentLength && v[kTraceparentLength] != '-') return std::nullopt;
+    if (v[2] != '-' || v[35] != '-' || v[52] != '-') return std::nullopt;
+    if (!decode_hex(v.substr(3, 32), tp.trace_id) || all_zero(tp.trace_id)) return std::nullopt;
+    if (!decode_hex(v.substr(36, 16), tp.parent_id) || all_zero(tp.parent_id)) {
+        return std::nullopt;
+    }
+    if (!decode_byte(v.substr(53, 2), tp.flags)) return std::nullopt;
+    return tp;
+}
+
+bool is_key_char(char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '*' ||
+           c == '/' || c == '@';
+}
+
+// key = ( lcalpha / DIGIT ) 0*255( keychar ); the multi-tenant "tenant@system" form is a
+// subset of this grammar in Trace Context level 2.
+bool is_valid_key(std::string_view key) noexcept {
+    if (key.empty() || key.size() > kMaxKeyLength) return false;
+    const char first = key.front();
+    if (!((first >= 'a' && first <= 'z') || (first >= '0' && first <= '9'))) return false;
+    return std::all_of(key.begin(), key.end(), is_key_char);
+}
+
+// value = 0*255(chr) nblk-chr; chr = 0x20-0x7E except ',' and '='.
+bool is_valid_value(std::string_view value) noexcept {
+    if (value.empty() || value.size() > kMaxValueLength || value.back() == ' ') return false;
+    return std::all_of(value.begin(), value.end(),
+                       [](char c) { return c >= 0x20 && c <= 0x7e && c != ',' && c != '='; });
+}
+
+// Per-thread generator: no lock, no shared state; seeded once per thread from the OS.
+std::mt19937_64& thread_rng() {
+    thread_local std::mt19937_64 rng{[] {
+        std::random_device rd;
+        std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+        return std::mt19937_64{seq};
+    }()};
+    return rng;
+}
+
+template <std::size_t N>
+void fill_random(std::array<std::uint8_t, N>& out) {
+    auto& rng = thread_rng();
+    for (std::size_t i = 0; i < N; i += 8) {
+        std::uint64_t word = rng();
+        for (std::size_t j = i; j < std::min(N, i + 8); ++j) {
+            out[j] = static_cast<std::uint8_t>(word);
+            word >>= 8;
+        }
+    }
+}
+
+template <std::size_t N>
+std::array<std::uint8_t, N> random_nonzero_id() {
+    std::array<std::uint8_t, N> id{};
+    do {
+        fill_random(id);
+    } while (all_zero(id));
+    return id;
+}
+
+}  // namespace
+
+std::optional<TraceParent> parse_traceparent(const std::vector<std::string_view>& lines) {
+    // More than one traceparent line is ambiguous: the spec says restart the trace.
+    if (lines.size() != 1) return std::nullopt;
+    return parse_traceparent_value(trim_ows(lines.front()));
+}
+
+std::optional<std::string> parse_tracestate(const std::vector<std::string_view>& lines) {
+    std::string out;
+    std::unordered_set<std::string_view> keys;
+    std::size_t members = 0;
+    for (const std::string_view line : lines) {
+        std::string_view rest = line;
+        while (true) {
+            const std::size_t comma = rest.find(',');
+            const std::string_view member = trim_ows(rest.substr(0, comma));
+            // Empty and whitespace-only members are allowed and carry nothing.
+            if (!member.empty()) {
+                if (++members > kMaxTracestateMembers) return std::nullopt;
+                const std::size_t eq = member.find('=');
+                if (eq == std::string_view::npos) return std::nullopt;
+                const std::string_view key = member.substr(0, eq);
+                const std::string_view value = member.substr(eq + 1);
+                if (!is_valid_key(key) || !is_valid_value(value)) return std::nullopt;
+                // A repeated key is dropped (the spec allows it); the left-most is the newest.
+                if (keys.insert(key).second) {
+                    if (!out.empty()) out += ',';
+                    out.append(key).append("=").append(value);
+                }
+            }
+            if (comma == std::string_view::npos) break;
+            rest.remove_prefix(comma + 1);
+        }
+    }
+    return out;
+}
+
+TraceContext make_trace_context(const std::optional<TraceParent>& parent,
+                                std::optional<std::string> tracestate) {
+    TraceContext tc;
+    tc.span_id = random_span_id();
+    if (parent) {
+        tc.trace_id = parent->trace_id;
+        tc.parent_span_id = parent->parent_id;
+        tc.flags = parent->flags;
+        if (tracestate) tc.tracestate = std::move(*tracestate);
+    } else {
+        tc.trace_id = random_trace_id();
+        // Sampled, and the level-2 random-trace-id bit: all 16 bytes are random.
+        tc.flags = 0x03;
+    }
+    return tc;
+}
+
+std::string format_traceparent(const TraceId& trace_id, const SpanId& span_id, std::uint8_t flags) {
+    std::string out;
+    out.reserve(kTraceparentLength);
+    out += "00-";
+    out += hex_of(trace_id);
+    out += '-';
+    out += hex_of(span_id);
+    out += '-';
+    const std::uint8_t known = flags & 0x03;  // other flags are reserved: sent as zero
+    out += kHexDigits[known >> 4];
+    out += kHexDigits[known & 0x0f];
+    return out;
+}
+
+TraceId random_trace_id() {
+    return random_nonzero_id<16>();
+}
+SpanId random_span_id() {
+    return random_nonzero_id<8>();
+}
+
+std::string to_hex(const TraceId& id) {
+    return hex_of(id);
+}
+std::string to_hex(const SpanId& id) {
+    return hex_of(id);
+}
+
+bool is_valid_request_id(std::string_view candidate) noexcept {
+    if (candidate.empty() || candidate.size() > kMaxRequestIdLength) return false;
+    return std::all_of(candidate.begin(), candidate.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == ':' || c == '-';
+    });
+}
+
+std::string generate_request_id() {
+    std::array<std::uint8_t, 16> b{};
+    fill_random(b);
+    b[6] = static_cast<std::uint8_t>((b[6] & 0x0f) | 0x40);  // version 4
+    b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    const std::string hex = hex_of(b);
+    std::string out;
+    out.reserve(36);
+    out.append(hex, 0, 8).append("-");
+    out.append(hex, 8, 4).append("-");
+    out.append(hex, 12, 4).append("-");
+    out.append(hex, 16, 4).append("-");
+    out.append(hex, 20, 12);
+    return out;
+}
+
+}  // namespace reqctx
