@@ -42,8 +42,14 @@ private:
     std::vector<std::pair<std::string, std::string>> items_;
 };
 
+// The caller's identity from X-User-ID (1..64 of [A-Za-z0-9_-]); absent means anonymous.
+struct User {
+    std::string id;
+};
+inline const Key<User> kUserKey{"user"};
+
 // A route's handler. The caller co_awaits it directly and owns req and params for the call.
-using Handler =
-    std::function<net::awaitable<Response>(Context ctx, const Request& req, const RouteParams& params)>;
+using Handler = std::function<net::awaitable<Response>(Context ctx, const Request& req,
+                                                       const RouteParams& params)>;
 
 }  // namespace reqctx

@@ -1,0 +1,337 @@
+#include "handlers/log.hpp"
+
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include <spdlog/details/log_msg.h>
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/sink.h>
+
+#include "clients/propagation.hpp"
+#include "handlers/errors.hpp"
+
+namespace reqctx {
+namespace {
+
+constexpr auto kWriteInterval = std::chrono::milliseconds(20);
+constexpr std::size_t kWakeBytes = 256 * 1024;         // a full batch wakes the writer early
+constexpr std::size_t kMaxPending = 64 * 1024 * 1024;  // beyond this, lines are dropped
+
+// "2026-11-26T00:33:15.630100Z" into out (27 chars, size >= 28). The part up to the second is
+// cached per thread: it changes once a second.
+std::size_t format_utc(char* out, std::size_t size) {
+    using namespace std::chrono;
+    struct Cache {
+        std::int64_t second = -1;
+        char text[24] = {};
+        std::size_t len = 0;
+    };
+    thread_local Cache cache;
+    const auto now = system_clock::now();
+    const std::int64_t micros = duration_cast<microseconds>(now.time_since_epoch()).count();
+    const std::int64_t second = micros / 1000000;
+    if (second != cache.second) {
+        const auto day = floor<days>(now);
+        const year_month_day ymd{day};
+        const auto secs = duration_cast<seconds>(now - day).count();
+        const int n =
+            std::snprintf(cache.text, sizeof cache.text, "%04d-%02u-%02uT%02d:%02d:%02d",
+                          static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
+                          static_cast<unsigned>(ymd.day()), static_cast<int>(secs / 3600),
+                          static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+        cache.len = n > 0 ? static_cast<std::size_t>(n) : 0;
+        cache.second = second;
+    }
+    if (size < cache.len + 9) return 0;
+    std::memcpy(out, cache.text, cache.len);
+    std::size_t pos = cache.len;
+    out[pos++] = '.';
+    auto frac = static_cast<int>(micros % 1000000);
+    for (int i = 5; i >= 0; --i) {
+        out[pos + static_cast<std::size_t>(i)] = static_cast<char>('0' + frac % 10);
+        frac /= 10;
+    }
+    pos += 6;
+    out[pos++] = 'Z';
+    return pos;
+}
+
+bool needs_quotes(std::string_view v) noexcept {
+    if (v.empty()) return true;
+    for (char c : v) {
+        if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f) return true;
+    }
+    return false;
+}
+
+void append_hex(std::string& out, const std::uint8_t* bytes, std::size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < n; ++i) {
+        out.push_back(kHex[bytes[i] >> 4]);
+        out.push_back(kHex[bytes[i] & 0xf]);
+    }
+}
+
+}  // namespace
+
+void LogLine::reset(std::string_view msg) {
+    buf_.clear();
+    if (format_ == LogFormat::json) {
+        buf_ += "\"msg\":\"";
+        append_json_escaped(buf_, msg);
+        buf_ += '"';
+    } else {
+        buf_.append(msg);
+    }
+}
+
+void LogLine::key(std::string_view k) {
+    if (format_ == LogFormat::json) {
+        buf_ += ",\"";
+        buf_.append(k);
+        buf_ += "\":";
+    } else {
+        buf_ += ' ';
+        buf_.append(k);
+        buf_ += '=';
+    }
+}
+
+LogLine& LogLine::str(std::string_view k, std::string_view value) {
+    key(k);
+    if (format_ == LogFormat::json || needs_quotes(value)) {
+        buf_ += '"';
+        append_json_escaped(buf_, value);
+        buf_ += '"';
+    } else {
+        buf_.append(value);
+    }
+    return *this;
+}
+
+LogLine& LogLine::str_plain(std::string_view k, std::string_view value) {
+    key(k);
+    if (format_ == LogFormat::json) {
+        buf_ += '"';
+        buf_.append(value);
+        buf_ += '"';
+    } else {
+        buf_.append(value);
+    }
+    return *this;
+}
+
+LogLine& LogLine::num(std::string_view k, std::int64_t value) {
+    key(k);
+    char tmp[24];
+    auto [end, ec] = std::to_chars(tmp, tmp + sizeof tmp, value);
+    (void)ec;
+    buf_.append(tmp, end);
+    return *this;
+}
+
+LogLine& LogLine::real(std::string_view k, double value) {
+    key(k);
+    if (!std::isfinite(value)) {
+        buf_ += format_ == LogFormat::json ? "null" : "nan";
+        return *this;
+    }
+    if (value >= 1e15 || value <= -1e15) {
+        char tmp[40];
+        const int n = std::snprintf(tmp, sizeof tmp, "%.3f", value);
+        buf_.append(tmp, static_cast<std::size_t>(n > 0 ? n : 0));
+        return *this;
+    }
+    // Three decimals by integer arithmetic: printf's floating-point path is slow for a hot log.
+    const bool negative = value < 0;
+    const auto thousandths =
+        static_cast<std::int64_t>(std::llround((negative ? -value : value) * 1000.0));
+    if (negative && thousandths != 0) buf_ += '-';
+    char tmp[24];
+    auto [end, ec] = std::to_chars(tmp, tmp + sizeof tmp, thousandths / 1000);
+    (void)ec;
+    buf_.append(tmp, end);
+    const auto frac = static_cast<int>(thousandths % 1000);
+    const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
+                            static_cast<char>('0' + frac / 10 % 10),
+                            static_cast<char>('0' + frac % 10)};
+    buf_.append(digits, 4);
+    return *this;
+}
+
+LogLine& LogLine::field(std::string_view k, const LogValue& value) {
+    const auto& v = value.get();
+    if (const auto* s = std::get_if<std::string_view>(&v)) return str(k, *s);
+    if (const auto* i = std::get_if<std::int64_t>(&v)) return num(k, *i);
+    if (const auto* d = std::get_if<double>(&v)) return real(k, *d);
+    key(k);
+    if (const auto* b = std::get_if<bool>(&v)) {
+        buf_ += *b ? "true" : "false";
+    } else {
+        buf_ += "null";
+    }
+    return *this;
+}
+
+Logger::Logger(LogFormat format, spdlog::level::level_enum level, spdlog::sink_ptr sink)
+    : format_(format), level_(static_cast<int>(level)), sink_(std::move(sink)) {
+    if (sink_) sink_->set_formatter(std::make_unique<spdlog::pattern_formatter>("%v"));
+    pending_.reserve(kWakeBytes);
+    writer_ = std::thread([this] { run_writer(); });
+}
+
+Logger::~Logger() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_one();
+    writer_.join();
+}
+
+void Logger::run_writer() {
+    std::string batch;
+    batch.reserve(kWakeBytes);
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait_for(lock, kWriteInterval, [this] { return stop_ || urgent_; });
+        urgent_ = false;
+        batch.swap(pending_);
+        const std::uint64_t taken = ++batches_taken_;
+        const bool stopping = stop_;
+        lock.unlock();
+        if (!batch.empty()) emit(batch);
+        batch.clear();
+        lock.lock();
+        batches_emitted_ = taken;
+        emitted_.notify_all();
+        if (stopping && pending_.empty()) return;
+    }
+}
+
+void Logger::emit(const std::string& batch) {
+    if (!sink_) {
+        std::fwrite(batch.data(), 1, batch.size(), stdout);
+        std::fflush(stdout);
+        return;
+    }
+    std::size_t start = 0;
+    while (start < batch.size()) {
+        std::size_t end = batch.find('\n', start);
+        if (end == std::string::npos) end = batch.size();
+        spdlog::details::log_msg msg(spdlog::string_view_t{}, spdlog::level::info,
+                                     spdlog::string_view_t(batch.data() + start, end - start));
+        sink_->log(msg);
+        start = end + 1;
+    }
+    sink_->flush();
+}
+
+bool Logger::enabled(spdlog::level::level_enum level) const noexcept {
+    return static_cast<int>(level) >= level_.load(std::memory_order_relaxed) &&
+           level != spdlog::level::off;
+}
+
+void Logger::append_ids(LogLine& line, const Context& ctx, bool origin) const {
+    if (const RequestId* id = ctx.value(kRequestIdKey)) {
+        line.str(origin ? "origin_request_id" : "request_id", id->value);
+    }
+    if (const TraceContext* trace = ctx.value(kTraceKey)) {
+        std::string hex;
+        hex.reserve(32);
+        append_hex(hex, trace->trace_id.data(), trace->trace_id.size());
+        line.str(origin ? "origin_trace_id" : "trace_id", hex);
+        if (!origin) {
+            hex.clear();
+            append_hex(hex, trace->span_id.data(), trace->span_id.size());
+            line.str("span_id", hex);
+        }
+    }
+}
+
+void Logger::log(spdlog::level::level_enum level, const Context& ctx, std::string_view msg,
+                 std::initializer_list<LogField> fields) {
+    if (!enabled(level)) return;
+    LogLine line(format_);
+    line.reset(msg);
+    append_ids(line, ctx, false);
+    for (const auto& f : fields) line.field(f.key, f.value);
+    write(level, line);
+}
+
+void Logger::log_origin(spdlog::level::level_enum level, const Context& ctx, std::string_view msg,
+                        std::initializer_list<LogField> fields) {
+    if (!enabled(level)) return;
+    LogLine line(format_);
+    line.reset(msg);
+    append_ids(line, ctx, true);
+    for (const auto& f : fields) line.field(f.key, f.value);
+    write(level, line);
+}
+
+void Logger::log(spdlog::level::level_enum level, std::string_view msg,
+                 std::initializer_list<LogField> fields) {
+    if (!enabled(level)) return;
+    LogLine line(format_);
+    line.reset(msg);
+    for (const auto& f : fields) line.field(f.key, f.value);
+    write(level, line);
+}
+
+void Logger::write(spdlog::level::level_enum level, const LogLine& line) {
+    if (!enabled(level)) return;
+    char ts[40];
+    const std::size_t ts_len = format_utc(ts, sizeof ts);
+    const auto level_name = spdlog::level::to_string_view(level);
+    const std::string& text = line.text();
+    const bool urgent = level >= spdlog::level::warn;
+    bool wake = urgent;
+    {
+        std::lock_guard lock(mutex_);
+        if (pending_.size() > kMaxPending) return;  // the sink cannot keep up: shed, never block
+        if (format_ == LogFormat::json) {
+            pending_ += R"({"ts":")";
+            pending_.append(ts, ts_len);
+            pending_ += R"(","level":")";
+            pending_.append(level_name.data(), level_name.size());
+            pending_ += "\",";
+            pending_ += text;
+            pending_ += "}\n";
+        } else {
+            pending_.append(ts, ts_len);
+            pending_ += ' ';
+            pending_.append(level_name.data(), level_name.size());
+            pending_ += ' ';
+            pending_ += text;
+            pending_ += '\n';
+        }
+        if (urgent) urgent_ = true;
+        if (pending_.size() >= kWakeBytes && !urgent_) {
+            urgent_ = true;
+            wake = true;
+        }
+    }
+    if (wake) wake_.notify_one();
+}
+
+void Logger::sync() {
+    std::unique_lock lock(mutex_);
+    // The next batch taken holds every line queued so far.
+    const std::uint64_t target = batches_taken_ + 1;
+    urgent_ = true;
+    wake_.notify_one();
+    emitted_.wait(lock, [&] { return batches_emitted_ >= target || stop_; });
+}
+
+void Logger::flush() {
+    {
+        std::lock_guard lock(mutex_);
+        urgent_ = true;
+    }
+    wake_.notify_one();
+}
+
+}  // namespace reqctx

@@ -1,0 +1,31 @@
+#include "middleware/deadline.hpp"
+
+#include <cstdint>
+
+namespace reqctx {
+
+std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view text,
+                                                             std::chrono::milliseconds cap) {
+    while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+    if (text.empty() || text.size() > 18) return std::nullopt;
+    std::int64_t value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + (c - '0');
+    }
+    if (value < 1 || value > cap.count()) return std::nullopt;
+    return std::chrono::milliseconds(value);
+}
+
+std::optional<std::chrono::milliseconds> resolve_request_timeout(
+    const boost::beast::http::fields& headers, std::chrono::milliseconds default_timeout,
+    std::chrono::milliseconds cap) {
+    auto [first, last] = headers.equal_range("X-Request-Timeout-Ms");
+    if (first == last) return default_timeout;
+    if (std::next(first) != last) return std::nullopt;
+    const auto v = first->value();
+    return parse_timeout_value(std::string_view(v.data(), v.size()), cap);
+}
+
+}  // namespace reqctx

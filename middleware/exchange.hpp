@@ -1,0 +1,24 @@
+#pragma once
+
+// What the access log and the metrics learn about one finished request.
+
+#include <cstddef>
+#include <string_view>
+
+#include "clients/propagation.hpp"
+
+namespace reqctx {
+
+struct Exchange {
+    std::string_view method;         // "GET"
+    std::string_view route;          // route pattern ("/v1/cache/{key}"), "unmatched" otherwise
+    std::size_t route_index = 0;     // Router's index for the pattern (metrics cache key)
+    unsigned status = 0;             // 499 when the client left
+    std::size_t bytes = 0;           // response body bytes written
+    double duration_s = 0;           // from the first header byte parsed to the response sent
+    std::string_view cancel_reason;  // "" or client_disconnect|deadline|shutdown
+    const RequestId* request_id = nullptr;
+    const TraceContext* trace = nullptr;
+};
+
+}  // namespace reqctx

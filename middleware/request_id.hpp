@@ -1,0 +1,15 @@
+#pragma once
+
+// Request ID middleware step: X-Request-ID is kept when exactly one line holds 1..128 of
+// [A-Za-z0-9._:-]; otherwise (absent, empty, too long, other characters, repeated) a fresh
+// UUIDv4 is generated. The rejected value is never returned, echoed or logged.
+
+#include <boost/beast/http/fields.hpp>
+
+#include "clients/propagation.hpp"
+
+namespace reqctx {
+
+RequestId resolve_request_id(const boost::beast::http::fields& headers);
+
+}  // namespace reqctx

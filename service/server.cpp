@@ -1,0 +1,726 @@
+#include "service/server.hpp"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <exception>
+#include <list>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "clients/propagation.hpp"
+#include "handlers/errors.hpp"
+#include "middleware/deadline.hpp"
+#include "middleware/recovery.hpp"
+#include "middleware/request_id.hpp"
+#include "middleware/trace.hpp"
+#include "middleware/user.hpp"
+
+namespace reqctx {
+namespace {
+
+using tcp = net::ip::tcp;
+namespace beast = boost::beast;
+constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
+constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kReadChunk = 4096;
+constexpr std::size_t kMonitorChunk = 1024;
+constexpr auto kLingerBound = std::chrono::milliseconds(1000);
+constexpr auto kShutdownPoll = std::chrono::milliseconds(5);
+constexpr auto kSessionsBound = std::chrono::milliseconds(5000);
+constexpr auto kBackgroundBound = std::chrono::milliseconds(10000);
+constexpr Clock::time_point kNever = Clock::time_point::max();
+
+enum class Phase { idle, reading, handling, writing };
+
+struct Worker {
+    net::io_context ioc{1};
+    std::list<struct Session*> sessions;  // touched only on this worker's thread
+};
+
+// One connection. Owned by its coroutine and by its pending timer/monitor handlers.
+struct Session : std::enable_shared_from_this<Session> {
+    Session(Worker* w, tcp::socket s)
+        : worker(w),
+          socket(std::move(s)),
+          watchdog(socket.get_executor()),
+          monitor_done(socket.get_executor()) {}
+
+    Worker* worker;
+    tcp::socket socket;
+    beast::flat_buffer buffer;
+    net::steady_timer watchdog;      // closes the socket once `deadline` has passed
+    net::steady_timer monitor_done;  // an event: cancelled when the monitor read completes
+    Clock::time_point deadline = kNever;
+    Clock::time_point armed = kNever;
+    Phase phase = Phase::reading;
+    std::string head;  // the serialized status line and fields of the response being written
+    bool timed_out = false;
+    bool closed = false;
+    // The read kept pending while a handler runs (client-disconnect detection).
+    bool monitor_pending = false;
+    bool peer_gone = false;
+    CancelHandle* monitor_target = nullptr;
+    std::uint64_t request_seq = 0;            // identifies the request being handled
+    CancelHandle* handling_target = nullptr;  // that request's cancel handle, while handling
+    std::list<Session*>::iterator self;
+
+    void close() {
+        if (closed) return;
+        closed = true;
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        watchdog.cancel();
+    }
+
+    // Sets the phase deadline. The timer is moved only when the new deadline is earlier than
+    // the armed one; otherwise it fires early and re-arms itself (cheap on the hot path).
+    void set_deadline(Clock::time_point d) {
+        deadline = d;
+        if (d < armed && !closed) {
+            armed = d;
+            watchdog.expires_at(d);
+            watchdog.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+                self->on_watchdog(ec);
+            });
+        }
+    }
+
+    void on_watchdog(boost::system::error_code ec) {
+        if (ec == net::error::operation_aborted || closed) return;
+        armed = kNever;
+        if (deadline <= Clock::now()) {
+            timed_out = true;
+            close();
+            return;
+        }
+        if (deadline != kNever) set_deadline(deadline);
+    }
+
+    // The monitor starts one event-loop turn after the handler was entered: a handler that
+    // completes without suspending (most of /healthz, /v1/whoami) never needs it, and saves a
+    // recv syscall and a cancellation. One that waits is watched from its first suspension.
+    void monitor_soon(CancelHandle* target) {
+        const std::uint64_t seq = ++request_seq;
+        handling_target = target;
+        net::post(socket.get_executor(), [self = shared_from_this(), seq] {
+            if (self->phase == Phase::handling && self->request_seq == seq && !self->closed &&
+                !self->monitor_pending && self->buffer.size() == 0) {
+                self->start_monitor(self->handling_target);
+            }
+        });
+    }
+
+    void start_monitor(CancelHandle* target) {
+        monitor_pending = true;
+        peer_gone = false;
+        monitor_target = target;
+        monitor_done.expires_at(kNever);
+        socket.async_read_some(
+            buffer.prepare(kMonitorChunk),
+            [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
+                self->monitor_pending = false;
+                self->buffer.commit(n);
+                if (ec && ec != net::error::operation_aborted) {
+                    // EOF or reset: the client is gone; cancel its request now.
+                    self->peer_gone = true;
+                    if (self->monitor_target != nullptr) {
+                        self->monitor_target->cancel(CancelReason::client_disconnect);
+                    }
+                }
+                self->monitor_target = nullptr;
+                self->monitor_done.cancel();
+            });
+    }
+
+    // After the handler: the monitor read is cancelled (its completion is queued, not run).
+    void stop_monitor() {
+        ++request_seq;
+        handling_target = nullptr;
+        monitor_target = nullptr;
+        if (!monitor_pending) return;
+        boost::system::error_code ignored;
+        socket.cancel(ignored);
+    }
+
+    // Before the buffer is used again: the monitor's completion has committed its bytes. It
+    // normally ran already (it was queued before the response write completed).
+    net::awaitable<void> await_monitor() {
+        while (monitor_pending) {
+            auto [ec] = co_await monitor_done.async_wait(use_nothrow);
+            (void)ec;
+        }
+    }
+};
+
+void append_hex(char* out, const std::uint8_t* bytes, std::size_t n) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (std::size_t i = 0; i < n; ++i) {
+        out[2 * i] = kHex[bytes[i] >> 4];
+        out[2 * i + 1] = kHex[bytes[i] & 0xf];
+    }
+}
+
+bool is_parse_error(const boost::system::error_code& ec) {
+    return ec.category() == beast::http::make_error_code(beast::http::error::bad_method).category();
+}
+
+bool expects_continue(const Request& req) {
+    auto it = req.find(http::field::expect);
+    if (it == req.end()) return false;
+    const auto v = it->value();
+    return beast::iequals(v, "100-continue");
+}
+
+// Releases an in-flight slot at scope exit.
+struct InflightSlot {
+    InflightLimiter* limiter = nullptr;
+    InflightSlot() = default;
+    InflightSlot(const InflightSlot&) = delete;
+    InflightSlot& operator=(const InflightSlot&) = delete;
+    ~InflightSlot() {
+        if (limiter != nullptr) limiter->release();
+    }
+};
+
+}  // namespace
+
+struct Server::Impl {
+    Impl(ServerOptions o, const Router& r, Logger& l, AccessLog& a, HttpMetrics& m,
+         InflightLimiter& li)
+        : options(std::move(o)), router(r), logger(l), access_log(a), metrics(m), limiter(li) {
+        const unsigned n = std::max(1U, options.threads);
+        for (unsigned i = 0; i < n; ++i) workers.push_back(std::make_unique<Worker>());
+        acceptor.emplace(workers[0]->ioc);
+        trigger.emplace(workers[0]->ioc);
+        trigger->expires_at(kNever);
+    }
+
+    ServerOptions options;
+    const Router& router;
+    Logger& logger;
+    AccessLog& access_log;
+    HttpMetrics& metrics;
+    InflightLimiter& limiter;
+
+    std::vector<std::unique_ptr<Worker>> workers;
+    std::optional<tcp::acceptor> acceptor;
+    std::optional<net::steady_timer> trigger;  // cancelled to start the shutdown (thread 0)
+    bool shutdown_requested = false;           // thread 0 only
+    std::atomic<bool> draining{false};
+    std::atomic<bool> root_cancelled{false};
+    std::atomic<std::size_t> sessions_live{0};
+    std::uint16_t bound_port = 0;
+    std::size_t next_worker = 0;
+    std::size_t leaked = 0;
+
+    net::awaitable<void> accept_loop(Context root);
+    net::awaitable<void> session(Worker* w, std::shared_ptr<Session> s, Context root);
+    net::awaitable<void> supervise(CancelHandle cancel_root, BackgroundStop stop_background,
+                                   Context background_ctx);
+    net::awaitable<bool> write_response(Session& s, Response& res);
+    net::awaitable<void> linger_close(Session& s);
+    void finish(const Exchange& e) {
+        access_log.write(e);
+        metrics.record(e);
+    }
+    // Runs fn(session) on every worker's thread for each of its sessions.
+    template <class Fn>
+    void for_each_session(Fn fn) {
+        for (auto& w : workers) {
+            net::post(w->ioc, [worker = w.get(), fn] {
+                for (auto it = worker->sessions.begin(); it != worker->sessions.end();) {
+                    Session* s = *it++;
+                    fn(*s);
+                }
+            });
+        }
+    }
+    net::awaitable<void> wait_until(std::function<bool()> pred, Clock::time_point until) {
+        net::steady_timer timer(workers[0]->ioc);
+        while (!pred() && Clock::now() < until) {
+            timer.expires_after(kShutdownPoll);
+            auto [ec] = co_await timer.async_wait(use_nothrow);
+            (void)ec;
+        }
+    }
+};
+
+// The status line and header block of res (which has had prepare_payload()). Beast's generic
+// serializer costs more than the whole middleware chain for small responses; this is one pass.
+static void serialize_head(const Response& res, std::string& out) {
+    out.clear();
+    out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    char status[8];
+    auto [end, ec] = std::to_chars(status, status + sizeof status, res.result_int());
+    (void)ec;
+    out.append(status, end);
+    out += ' ';
+    const auto reason = res.reason();
+    out.append(reason.data(), reason.size());
+    out += "\r\n";
+    for (const auto& field : res) {
+        const auto name = field.name_string();
+        const auto value = field.value();
+        out.append(name.data(), name.size());
+        out += ": ";
+        out.append(value.data(), value.size());
+        out += "\r\n";
+    }
+    out += "\r\n";
+}
+
+// Writes res; false when the connection failed.
+net::awaitable<bool> Server::Impl::write_response(Session& s, Response& res) {
+    s.phase = Phase::writing;
+    s.set_deadline(Clock::now() + options.idle_timeout);
+    serialize_head(res, s.head);
+    const std::array<net::const_buffer, 2> buffers{net::buffer(s.head), net::buffer(res.body())};
+    auto [ec, n] = co_await net::async_write(s.socket, buffers, use_nothrow);
+    (void)n;
+    co_return !ec;
+}
+
+// After an error answer that left input unread: stop sending, discard what the client still
+// sends for a bounded time, so that our answer is not destroyed by a reset.
+net::awaitable<void> Server::Impl::linger_close(Session& s) {
+    boost::system::error_code ignored;
+    s.socket.shutdown(tcp::socket::shutdown_send, ignored);
+    s.phase = Phase::reading;
+    s.set_deadline(Clock::now() + kLingerBound);
+    std::array<char, 4096> sink{};
+    for (int i = 0; i < 4096 && !s.closed; ++i) {
+        auto [ec, n] = co_await s.socket.async_read_some(net::buffer(sink), use_nothrow);
+        (void)n;
+        if (ec) break;
+    }
+}
+
+net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s, Context root) {
+    auto [conn_ctx, conn_cancel] = with_cancel(root);
+    s->self = w->sessions.insert(w->sessions.end(), s.get());
+    s->set_deadline(Clock::now() + options.header_timeout);
+    bool first = true;
+
+    for (;;) {
+        // Wait for the next request: idle timeout until its first byte, then header timeout.
+        if (!first) {
+            if (draining.load(std::memory_order_acquire)) break;
+            if (s->buffer.size() == 0) {
+                s->phase = Phase::idle;
+                s->set_deadline(Clock::now() + options.idle_timeout);
+                auto [ec, n] =
+                    co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
+                if (ec) break;
+                s->buffer.commit(n);
+            }
+            s->phase = Phase::reading;
+            s->set_deadline(Clock::now() + options.header_timeout);
+        }
+        first = false;
+
+        http::request_parser<http::string_body> parser;
+        parser.header_limit(kHeaderLimit);
+        parser.body_limit(options.max_body_bytes);
+        auto [hec, hn] =
+            co_await http::async_read_header(s->socket, s->buffer, parser, use_nothrow);
+        (void)hn;
+        const auto start = Clock::now();
+        Request& req = parser.get();
+
+        if (hec) {
+            // Timed out, closed, or the peer left mid-header: nothing to answer.
+            if (s->timed_out || s->closed || !is_parse_error(hec) ||
+                hec == http::error::end_of_stream || hec == http::error::partial_message) {
+                break;
+            }
+            RequestId rid{generate_request_id()};
+            const bool too_large = hec == http::error::body_limit;
+            Response res{too_large ? http::status::payload_too_large : http::status::bad_request,
+                         11};
+            res.set(http::field::content_type, "application/json");
+            if (too_large) {
+                res.body() = error_body("body_too_large",
+                                        "The request body is larger than " +
+                                            std::to_string(options.max_body_bytes) + " bytes.",
+                                        rid.value);
+            } else {
+                res.body() = error_body(
+                    "invalid_request", "Malformed HTTP request: " + hec.message() + ".", rid.value);
+            }
+            res.set("X-Request-ID", rid.value);
+            res.keep_alive(false);
+            res.prepare_payload();
+            const bool ok = co_await write_response(*s, res);
+            Exchange e;
+            e.method =
+                too_large ? std::string_view(req.method_string().data(), req.method_string().size())
+                          : std::string_view("-");
+            e.route = "unmatched";
+            e.route_index = router.unmatched_index();
+            e.status = res.result_int();
+            e.bytes = res.body().size();
+            e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
+            e.request_id = &rid;
+            finish(e);
+            if (ok) co_await linger_close(*s);
+            break;
+        }
+
+        // Middleware, in order: request ID -> trace -> deadline -> user -> (access log and
+        // metrics at the end) -> load shedding -> router. Recovery wraps the handler call.
+        // One cancellable node carries the deadline; its handle also serves the disconnect
+        // monitor. An invalid timeout header is answered (400) after the IDs are set.
+        const auto timeout =
+            resolve_request_timeout(req, options.request_timeout, options.max_request_timeout);
+        auto [req_ctx, req_cancel] =
+            with_deadline_cause(conn_ctx, start + timeout.value_or(options.request_timeout),
+                                make_error_code(CancelReason::deadline));
+        Context ctx = with_value(req_ctx, kRequestIdKey, resolve_request_id(req));
+        ctx = with_value(ctx, kTraceKey, resolve_trace(req));
+        const RequestId* rid = ctx.value(kRequestIdKey);
+        const TraceContext* trace = ctx.value(kTraceKey);
+
+        // Matched first so that every answer, early errors included, carries its route label.
+        auto m = router.match(req.method(), req.target());
+        Exchange e;
+        e.method = std::string_view(req.method_string().data(), req.method_string().size());
+        e.route = m.pattern;
+        e.route_index = m.route_index;
+        e.request_id = rid;
+        e.trace = trace;
+
+        std::optional<Response> early;
+        if (!timeout) {
+            early = error_response(ctx, req, http::status::bad_request, "invalid_timeout",
+                                   "X-Request-Timeout-Ms must be an integer in 1.." +
+                                       std::to_string(options.max_request_timeout.count()) + ".");
+        } else {
+            auto user = resolve_user(req);
+            if (!user.valid) {
+                early = error_response(ctx, req, http::status::bad_request, "invalid_user",
+                                       "X-User-ID must be 1..64 characters of [A-Za-z0-9_-].");
+            } else if (user.user) {
+                ctx = with_value(ctx, kUserKey, std::move(*user.user));
+            }
+        }
+
+        InflightSlot slot;
+        if (!early) {
+            if (limiter.try_acquire()) {
+                slot.limiter = &limiter;
+            } else {
+                early = error_response(ctx, req, http::status::service_unavailable, "overloaded",
+                                       "Too many requests in flight; retry later.");
+                early->set(http::field::retry_after, "1");
+            }
+        }
+
+        bool keep_alive = req.keep_alive();
+        if (!early && !parser.is_done()) {
+            if (expects_continue(req)) {
+                static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+                auto [cec, cn] = co_await net::async_write(
+                    s->socket, net::buffer(kContinue.data(), kContinue.size()), use_nothrow);
+                (void)cn;
+                if (cec) break;
+            }
+            s->set_deadline(Clock::now() + options.idle_timeout);
+            auto [bec, bn] = co_await http::async_read(s->socket, s->buffer, parser, use_nothrow);
+            (void)bn;
+            if (bec == http::error::body_limit) {
+                early = error_response(ctx, req, http::status::payload_too_large, "body_too_large",
+                                       "The request body is larger than " +
+                                           std::to_string(options.max_body_bytes) + " bytes.");
+            } else if (bec && is_parse_error(bec) && bec != http::error::partial_message &&
+                       bec != http::error::end_of_stream) {
+                early = error_response(ctx, req, http::status::bad_request, "invalid_request",
+                                       "Malformed HTTP request body: " + bec.message() + ".");
+            } else if (bec) {
+                // The client left (or stalled) before sending its body.
+                e.status = kStatusClientClosedRequest;
+                e.cancel_reason = "client_disconnect";
+                e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
+                finish(e);
+                break;
+            }
+        }
+        const bool unread_input = !parser.is_done();
+        if (early && unread_input) keep_alive = false;
+
+        Response res;
+        if (early) {
+            res = std::move(*early);
+        } else {
+            switch (m.outcome) {
+                case Router::Outcome::not_found:
+                    res = error_response(ctx, req, http::status::not_found, "not_found",
+                                         "No route matches the request path.");
+                    break;
+                case Router::Outcome::method_not_allowed:
+                    res = error_response(ctx, req, http::status::method_not_allowed,
+                                         "method_not_allowed",
+                                         "The route does not allow this method; see Allow.");
+                    res.set(http::field::allow, m.allow);
+                    break;
+                case Router::Outcome::bad_path:
+                    res = error_response(ctx, req, http::status::bad_request, "invalid_request",
+                                         "The request path has a malformed percent-encoding.");
+                    break;
+                case Router::Outcome::found:
+                    s->phase = Phase::handling;
+                    s->set_deadline(kNever);
+                    // Pipelined bytes already buffered: the client is evidently still there.
+                    if (s->buffer.size() == 0) s->monitor_soon(&req_cancel);
+                    res = co_await call_with_recovery(*m.handler, ctx, req, m.params, logger);
+                    s->stop_monitor();
+                    break;
+            }
+        }
+
+        e.cancel_reason = cancel_reason_name(ctx);
+        if (s->peer_gone || s->closed) {
+            // The client left while its request ran: nothing to write.
+            e.status = kStatusClientClosedRequest;
+            if (e.cancel_reason.empty()) e.cancel_reason = "client_disconnect";
+            e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
+            finish(e);
+            break;
+        }
+
+        if (draining.load(std::memory_order_acquire)) keep_alive = false;
+        res.version(req.version());
+        res.keep_alive(keep_alive);
+        res.set("X-Request-ID", rid->value);
+        char trace_hex[32];
+        append_hex(trace_hex, trace->trace_id.data(), trace->trace_id.size());
+        res.set("X-Trace-ID", std::string_view(trace_hex, sizeof trace_hex));
+        res.prepare_payload();
+
+        const bool ok = co_await write_response(*s, res);
+        co_await s->await_monitor();
+        if (s->peer_gone) keep_alive = false;  // EOF seen just as the handler finished
+        e.status = ok ? res.result_int() : kStatusClientClosedRequest;
+        if (!ok && e.cancel_reason.empty()) e.cancel_reason = "client_disconnect";
+        e.bytes = ok ? res.body().size() : 0;
+        e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
+        finish(e);
+        if (!ok) break;
+        if (!keep_alive) {
+            if (unread_input) co_await linger_close(*s);
+            break;
+        }
+    }
+
+    s->close();
+    co_await s->await_monitor();
+    w->sessions.erase(s->self);
+}
+
+net::awaitable<void> Server::Impl::accept_loop(Context root) {
+    net::steady_timer backoff(workers[0]->ioc);
+    while (acceptor->is_open()) {
+        Worker* w = workers[next_worker++ % workers.size()].get();
+        auto [ec, socket] = co_await acceptor->async_accept(w->ioc, use_nothrow);
+        if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor->is_open()) break;
+            // Out of descriptors and the like: back off briefly instead of spinning.
+            logger.warn("accept failed", {{"error", ec.message()}});
+            backoff.expires_after(std::chrono::milliseconds(50));
+            auto [bec] = co_await backoff.async_wait(use_nothrow);
+            (void)bec;
+            continue;
+        }
+        boost::system::error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);
+        auto s = std::make_shared<Session>(w, std::move(socket));
+        sessions_live.fetch_add(1, std::memory_order_acq_rel);
+        net::co_spawn(w->ioc, session(w, std::move(s), root), [this](std::exception_ptr ex) {
+            if (ex) {
+                try {
+                    std::rethrow_exception(ex);
+                } catch (const std::exception& e) {
+                    logger.error("session failed", {{"exception", e.what()}});
+                } catch (...) {
+                    logger.error("session failed", {{"exception", "unknown"}});
+                }
+            }
+            sessions_live.fetch_sub(1, std::memory_order_acq_rel);
+        });
+    }
+}
+
+net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
+                                             BackgroundStop stop_background,
+                                             Context background_ctx) {
+    std::optional<net::signal_set> signals;
+    if (options.handle_signals) {
+        signals.emplace(workers[0]->ioc, SIGINT, SIGTERM);
+        signals->async_wait([this](boost::system::error_code ec, int signo) {
+            if (ec) return;
+            logger.info("signal received", {{"signal", signo}});
+            shutdown_requested = true;
+            trigger->cancel();
+        });
+    }
+    while (!shutdown_requested) {
+        auto [ec] = co_await trigger->async_wait(use_nothrow);
+        (void)ec;
+    }
+    if (signals) {
+        boost::system::error_code ignored;
+        signals->cancel(ignored);
+    }
+
+    // 1. Stop accepting; /readyz answers 503; idle keep-alive connections close.
+    draining.store(true, std::memory_order_release);
+    logger.info("shutdown started", {{"in_flight", limiter.in_flight()},
+                                     {"connections", sessions_live.load()},
+                                     {"grace_ms", options.shutdown_grace.count()}});
+    {
+        boost::system::error_code ignored;
+        acceptor->close(ignored);
+    }
+    for_each_session([](Session& s) {
+        if (s.phase == Phase::idle) s.close();
+    });
+
+    // 2. Grace: in-flight requests may finish.
+    co_await wait_until([this] { return limiter.in_flight() == 0; },
+                        Clock::now() + options.shutdown_grace);
+
+    // 3. Cancel the root: still-running requests end with 503 shutting_down.
+    const std::size_t still = limiter.in_flight();
+    root_cancelled.store(true, std::memory_order_release);
+    cancel_root.cancel(CancelReason::shutdown);
+    logger.info("root cancelled", {{"in_flight", still}});
+    for_each_session([](Session& s) {
+        if (s.phase == Phase::idle || s.phase == Phase::reading) s.close();
+    });
+    co_await wait_until([this] { return sessions_live.load() == 0; },
+                        Clock::now() + kSessionsBound);
+    if (sessions_live.load() != 0) {
+        for_each_session([](Session& s) { s.close(); });
+        co_await wait_until([this] { return sessions_live.load() == 0; },
+                            Clock::now() + kSessionsBound);
+    }
+
+    // 4. Cancel and await every background task.
+    if (stop_background) {
+        auto [bctx, bcancel] = with_timeout(background_ctx, kBackgroundBound);
+        leaked = co_await stop_background(bctx);
+    }
+}
+
+Server::Server(ServerOptions options, const Router& router, Logger& logger, AccessLog& access_log,
+               HttpMetrics& metrics, InflightLimiter& limiter)
+    : impl_(std::make_unique<Impl>(std::move(options), router, logger, access_log, metrics,
+                                   limiter)) {}
+
+Server::~Server() = default;
+
+void Server::listen() {
+    auto& ioc = impl_->workers[0]->ioc;
+    tcp::resolver resolver(ioc);
+    auto endpoints = resolver.resolve(impl_->options.host, std::to_string(impl_->options.port),
+                                      tcp::resolver::numeric_service);
+    std::error_code last = std::make_error_code(std::errc::address_not_available);
+    for (const auto& entry : endpoints) {
+        boost::system::error_code ec;
+        auto& acc = *impl_->acceptor;
+        acc.open(entry.endpoint().protocol(), ec);
+        if (!ec) acc.set_option(net::socket_base::reuse_address(true), ec);
+        if (!ec) acc.bind(entry.endpoint(), ec);
+        if (!ec) acc.listen(net::socket_base::max_listen_connections, ec);
+        if (!ec) {
+            impl_->bound_port = acc.local_endpoint().port();
+            return;
+        }
+        last = ec;
+        boost::system::error_code ignored;
+        acc.close(ignored);
+    }
+    throw std::system_error(last, "cannot listen on " + impl_->options.host + ":" +
+                                      std::to_string(impl_->options.port));
+}
+
+std::uint16_t Server::port() const noexcept {
+    return impl_->bound_port;
+}
+
+net::any_io_executor Server::executor() const {
+    return impl_->workers[0]->ioc.get_executor();
+}
+
+const std::atomic<bool>& Server::draining() const noexcept {
+    return impl_->draining;
+}
+
+std::size_t Server::connections() const noexcept {
+    return impl_->sessions_live.load();
+}
+
+void Server::request_shutdown() {
+    Impl* impl = impl_.get();
+    net::post(impl->workers[0]->ioc, [impl] {
+        impl->shutdown_requested = true;
+        impl->trigger->cancel();
+    });
+}
+
+std::size_t Server::run(Context root, CancelHandle cancel_root, BackgroundStop stop_background) {
+    Impl& impl = *impl_;
+    std::vector<net::executor_work_guard<net::io_context::executor_type>> guards;
+    for (auto& w : impl.workers) guards.push_back(net::make_work_guard(w->ioc));
+
+    bool accept_done = false;
+    bool supervise_done = false;
+    auto& ioc0 = impl.workers[0]->ioc;
+    net::co_spawn(ioc0, impl.accept_loop(root),
+                  [&accept_done](std::exception_ptr) { accept_done = true; });
+    // Shutdown waits must still be bounded after the root is cancelled: a detached parent on
+    // purpose (values only), bounded by with_timeout inside supervise.
+    net::co_spawn(
+        ioc0,
+        impl.supervise(std::move(cancel_root), std::move(stop_background), without_cancel(root)),
+        [&](std::exception_ptr ex) {
+            if (ex) impl.logger.error("shutdown sequence failed");
+            supervise_done = true;
+            for (auto& g : guards) g.reset();
+            // Anything still queued (a client's idle timers) must not keep us alive.
+            for (auto& w : impl.workers) w->ioc.stop();
+        });
+
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < impl.workers.size(); ++i) {
+        threads.emplace_back([w = impl.workers[i].get()] { w->ioc.run(); });
+    }
+    ioc0.run();
+    for (auto& t : threads) t.join();
+    (void)accept_done;
+    (void)supervise_done;
+    return impl.leaked;
+}
+
+}  // namespace reqctx

@@ -1,0 +1,246 @@
+// Connection handling of the real binary: routing errors, malformed HTTP, body limits,
+// keep-alive, pipelining, header (slow-loris) and idle timeouts, graceful shutdown with a
+// request in flight.
+
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tests/support/http_client.hpp"
+#include "tests/support/process.hpp"
+
+namespace reqctx::test {
+namespace {
+
+std::string error_code_of(const HttpResponse& res) {
+    auto body = nlohmann::json::parse(res.body, nullptr, false);
+    if (!body.is_object() || !body.contains("error")) return "<no error body: " + res.body + ">";
+    return body["error"]["code"].get<std::string>();
+}
+
+TEST(ServerConnection, UnknownPathIs404AndWrongMethodIs405WithAllow) {
+    ServiceProcess service;
+    auto nf = http_request(service.port(), "GET", "/nope?x=1");
+    ASSERT_TRUE(nf);
+    EXPECT_EQ(nf->status, 404);
+    EXPECT_EQ(error_code_of(*nf), "not_found");
+    auto na = http_request(service.port(), "DELETE", "/healthz");
+    ASSERT_TRUE(na);
+    EXPECT_EQ(na->status, 405);
+    EXPECT_EQ(error_code_of(*na), "method_not_allowed");
+    EXPECT_EQ(na->header("Allow"), "GET");
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, MalformedRequestGets400JsonThenClose) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw("THIS IS NOT HTTP\r\n\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400);
+    EXPECT_EQ(res->header("Content-Type"), "application/json");
+    EXPECT_EQ(error_code_of(*res), "invalid_request");
+    EXPECT_NE(res->body.find("Malformed HTTP request"), std::string::npos) << res->body;
+    EXPECT_TRUE(res->header("X-Request-ID"));
+    EXPECT_TRUE(client.wait_closed(10s));
+
+    HttpClient bad_header(service.port());
+    ASSERT_TRUE(bad_header.send_raw("GET /healthz HTTP/1.1\r\nNo colon here\r\n\r\n"));
+    auto res2 = bad_header.read_response();
+    ASSERT_TRUE(res2);
+    EXPECT_EQ(res2->status, 400);
+    EXPECT_TRUE(bad_header.wait_closed(10s));
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, OversizedBodyIs413) {
+    ServiceProcess service({"--max-body-bytes", "100"});
+    // Declared length over the limit: answered from the header.
+    auto res = http_request(service.port(), "POST", "/v1/whoami", {}, std::string(101, 'x'));
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 413);
+    EXPECT_EQ(error_code_of(*res), "body_too_large");
+    // Chunked body growing over the limit.
+    HttpClient chunked(service.port());
+    ASSERT_TRUE(chunked.send_raw(
+        "POST /v1/whoami HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked"
+        "\r\n\r\n40\r\n" +
+        std::string(64, 'a') + "\r\n40\r\n" + std::string(64, 'b') + "\r\n0\r\n\r\n"));
+    auto res2 = chunked.read_response();
+    ASSERT_TRUE(res2);
+    EXPECT_EQ(res2->status, 413);
+    EXPECT_EQ(error_code_of(*res2), "body_too_large");
+    // Within the limit: routed (405 here, as whoami is GET only).
+    auto ok = http_request(service.port(), "POST", "/v1/whoami", {}, std::string(100, 'x'));
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->status, 405);
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, KeepAliveServesManyRequestsOnOneConnection) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    for (int i = 0; i < 5; ++i) {
+        auto res = client.request("GET", "/healthz", {{"X-Request-ID", "ka-" + std::to_string(i)}});
+        ASSERT_TRUE(res) << i;
+        EXPECT_EQ(res->status, 200);
+        EXPECT_EQ(res->header("X-Request-ID"), "ka-" + std::to_string(i));
+    }
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, PipelinedRequestsAreAnsweredInOrder) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    std::string batch;
+    for (int i = 0; i < 4; ++i) {
+        batch += "GET /" + std::string(i % 2 == 0 ? "healthz" : "v1/whoami") +
+                 " HTTP/1.1\r\nHost: t\r\nX-Request-ID: p-" + std::to_string(i) + "\r\n\r\n";
+    }
+    ASSERT_TRUE(client.send_raw(batch));
+    for (int i = 0; i < 4; ++i) {
+        auto res = client.read_response();
+        ASSERT_TRUE(res) << i;
+        EXPECT_EQ(res->status, 200);
+        EXPECT_EQ(res->header("X-Request-ID"), "p-" + std::to_string(i));
+    }
+    // A request split across writes right after a response still works.
+    ASSERT_TRUE(client.send_raw("GET /healthz HTTP/1.1\r\nHo"));
+    ASSERT_TRUE(client.send_raw("st: t\r\n\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, SlowHeaderGetsTheConnectionClosed) {
+    ServiceProcess service({"--header-timeout-ms", "200"});
+    HttpClient slow(service.port());
+    ASSERT_TRUE(slow.send_raw("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: "));
+    EXPECT_TRUE(slow.wait_closed(10s));
+    // Connecting and sending nothing is closed too.
+    HttpClient silent(service.port());
+    EXPECT_TRUE(silent.wait_closed(10s));
+    // The server keeps serving.
+    auto res = http_request(service.port(), "GET", "/healthz");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, IdleKeepAliveConnectionIsClosed) {
+    ServiceProcess service({"--idle-timeout-ms", "200"});
+    HttpClient client(service.port());
+    auto res = client.request("GET", "/healthz");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_TRUE(client.wait_closed(10s));
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, GracefulShutdownFinishesTheRequestInFlight) {
+    ServiceProcess service({"--shutdown-grace-ms", "10000"});
+    // A request in flight: its header is in, its body is still coming.
+    HttpClient inflight(service.port());
+    ASSERT_TRUE(
+        inflight.send_raw("POST /v1/whoami HTTP/1.1\r\nHost: t\r\nX-Request-ID: "
+                          "last-1\r\nContent-Length: 6\r\n\r\nabc"));
+    ASSERT_TRUE(wait_until([&] {
+        auto m = http_request(service.port(), "GET", "/metrics");
+        return m && m->body.find("http_requests_in_flight 2") != std::string::npos;
+    }));  // 2: the in-flight POST and the /metrics request itself
+
+    service.process().signal(SIGTERM);
+    // The listener closes: new connections are refused.
+    ASSERT_TRUE(wait_until([&] { return !wait_for_port(service.port(), 50ms); }));
+    ASSERT_TRUE(inflight.send_raw("def"));
+    auto res = inflight.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 405);  // the request was served to its end
+    EXPECT_EQ(res->header("Connection"), "close");
+    EXPECT_EQ(res->header("X-Request-ID"), "last-1");
+
+    EXPECT_EQ(service.process().wait_exit(20s), 0);
+    const std::string log = service.output();
+    const auto last_line_start = log.rfind('\n', log.size() - 2);
+    const std::string last = log.substr(last_line_start == std::string::npos ? 0 : last_line_start);
+    EXPECT_NE(last.find(R"("leaked_tasks":0)"), std::string::npos) << log;
+}
+
+TEST(ServerConnection, MetricsExposeTheHttpFamiliesWithRoutePatterns) {
+    ServiceProcess service;
+    ASSERT_TRUE(http_request(service.port(), "GET", "/healthz"));
+    ASSERT_TRUE(http_request(service.port(), "GET", "/v1/cache/some%20key"));
+    ASSERT_TRUE(http_request(service.port(), "GET", "/nothing/here"));
+    auto res = http_request(service.port(), "GET", "/metrics");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_NE(res->header("Content-Type").value_or("").find("version=0.0.4"), std::string::npos);
+    const std::string& m = res->body;
+    for (const char* name :
+         {"http_requests_total{", "http_request_duration_seconds_bucket{",
+          "http_requests_in_flight", "http_requests_cancelled_total{reason=\"client_disconnect\"}",
+          "http_requests_cancelled_total{reason=\"deadline\"}",
+          "http_requests_cancelled_total{reason=\"shutdown\"}", "reqctx_contexts_live"}) {
+        EXPECT_NE(m.find(name), std::string::npos) << name;
+    }
+    EXPECT_NE(m.find(R"(route="/healthz",status="200")"), std::string::npos) << m;
+    EXPECT_NE(m.find(R"(route="/v1/cache/{key}")"), std::string::npos) << m;
+    EXPECT_NE(m.find(R"(route="unmatched",status="404")"), std::string::npos) << m;
+    EXPECT_EQ(m.find("some%20key"), std::string::npos);
+    EXPECT_EQ(m.find("/nothing/here"), std::string::npos);
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, DebugContextsOnlyWithTheFlag) {
+    ServiceProcess plain;
+    auto off = http_request(plain.port(), "GET", "/debug/contexts");
+    ASSERT_TRUE(off);
+    EXPECT_EQ(off->status, 404);
+    EXPECT_EQ(plain.terminate(), 0);
+
+    ServiceProcess debug({"--enable-debug"});
+    auto on = http_request(debug.port(), "GET", "/debug/contexts");
+    ASSERT_TRUE(on);
+    EXPECT_EQ(on->status, 200);
+    auto body = nlohmann::json::parse(on->body, nullptr, false);
+    ASSERT_TRUE(body.is_object()) << on->body;
+    EXPECT_EQ(body["requests_in_flight"], 1);  // this request
+    EXPECT_TRUE(body["contexts_live"].is_number());
+    EXPECT_TRUE(body["background_tasks"].is_array());
+    EXPECT_EQ(body["semaphore"]["capacity"], 64);
+    EXPECT_EQ(body["semaphore"]["in_use"], 0);
+    EXPECT_EQ(body["semaphore"]["waiters"], 0);
+    EXPECT_EQ(debug.terminate(), 0);
+}
+
+TEST(ServerConnection, LogLinesAreJsonWithRequestIds) {
+    ServiceProcess service;
+    ASSERT_TRUE(http_request(service.port(), "GET", "/healthz", {{"X-Request-ID", "log-1"}}));
+    ASSERT_TRUE(wait_until([&] { return service.output().find("log-1") != std::string::npos; }));
+    std::string line;
+    const std::string out = service.output();
+    const auto at = out.find("log-1");
+    const auto start = out.rfind('\n', at);
+    const auto end = out.find('\n', at);
+    line = out.substr(start == std::string::npos ? 0 : start + 1, end - start - 1);
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_TRUE(j.is_object()) << line;
+    EXPECT_EQ(j["request_id"], "log-1");
+    EXPECT_EQ(j["route"], "/healthz");
+    EXPECT_EQ(j["method"], "GET");
+    EXPECT_EQ(j["status"], 200);
+    EXPECT_TRUE(j["trace_id"].is_string());
+    EXPECT_TRUE(j["span_id"].is_string());
+    EXPECT_TRUE(j["duration_ms"].is_number());
+    EXPECT_EQ(j["bytes"], 15);
+    EXPECT_TRUE(j["cancel_reason"].is_null());
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+}  // namespace
+}  // namespace reqctx::test
