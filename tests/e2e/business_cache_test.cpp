@@ -1,0 +1,134 @@
+// /v1/cache/{key} and /readyz against the real binary and real memcached behind the fault proxy:
+// the api.md contract, deadlines on a stalled cache, and a cache that goes down and comes back.
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "tests/e2e/business_test_util.hpp"
+
+namespace reqctx::test {
+namespace {
+
+std::string error_code_of(const HttpResponse& r) {
+    const auto doc = json_of(r);
+    return doc.is_object() && doc.contains("error") ? doc["error"].value("code", "") : "";
+}
+
+TEST(BusinessCache, PutGetDeleteFollowTheContract) {
+    BusinessStack stack;
+    auto r = stack.request("GET", "/v1/cache/user:42");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404);
+    EXPECT_EQ(error_code_of(*r), "not_found");
+
+    const std::string value("bin\0ary\xff", 8);
+    r = stack.request("PUT", "/v1/cache/user:42?ttl=60", {}, value);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 204) << r->body;
+
+    r = stack.request("GET", "/v1/cache/user:42");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200);
+    EXPECT_EQ(r->body, value);
+    EXPECT_EQ(r->header("Content-Type"), "application/octet-stream");
+
+    // The key is the percent-decoded segment.
+    r = stack.request("PUT", "/v1/cache/a%2Fb", {}, "slash");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 204);
+    r = stack.request("GET", "/v1/cache/a%2fb");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->body, "slash");
+
+    r = stack.request("DELETE", "/v1/cache/user:42");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 204);
+    r = stack.request("DELETE", "/v1/cache/user:42");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 404);
+}
+
+TEST(BusinessCache, RejectsBadKeysTtlsAndLargeValues) {
+    BusinessStack stack;
+    for (const char* target : {"/v1/cache/a%20b", "/v1/cache/a%0Ab", "/v1/cache/a%7Fb"}) {
+        const auto r = stack.request("GET", target);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << target;
+        EXPECT_EQ(error_code_of(*r), "invalid_key") << target;
+    }
+    const auto long_key = stack.request("PUT", "/v1/cache/" + std::string(251, 'k'), {}, "v");
+    ASSERT_TRUE(long_key);
+    EXPECT_EQ(long_key->status, 400);
+    EXPECT_EQ(error_code_of(*long_key), "invalid_key");
+    EXPECT_EQ(stack.request("PUT", "/v1/cache/" + std::string(250, 'k'), {}, "v")->status, 204);
+
+    for (const char* ttl : {"-1", "abc", "1.5", "99999999999"}) {
+        const auto r = stack.request("PUT", std::string("/v1/cache/k?ttl=") + ttl, {}, "v");
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << ttl;
+        EXPECT_EQ(error_code_of(*r), "invalid_ttl") << ttl;
+    }
+    const auto big = stack.request("PUT", "/v1/cache/big", {}, std::string(1024 * 1024 + 1, 'x'));
+    ASSERT_TRUE(big);
+    EXPECT_EQ(big->status, 413);
+}
+
+TEST(BusinessCache, StalledCacheGives504AtTheDeadline) {
+    BusinessStack stack;
+    ASSERT_EQ(stack.request("PUT", "/v1/cache/slow", {}, "v")->status, 204);
+    stack.proxy().stall();
+    const auto r = stack.request("GET", "/v1/cache/slow", {{"X-Request-Timeout-Ms", "200"}});
+    stack.proxy().resume();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 504);
+    EXPECT_EQ(error_code_of(*r), "deadline_exceeded");
+    // The service still answers once the cache moves again.
+    ASSERT_TRUE(wait_until([&] {
+        const auto g = stack.request("GET", "/v1/cache/slow");
+        return g && g->status == 200 && g->body == "v";
+    }));
+}
+
+TEST(BusinessCache, CacheDownGives503AndRecovers) {
+    BusinessStack stack;
+    ASSERT_TRUE(wait_until([&] {
+        const auto r = stack.request("GET", "/readyz");
+        return r && r->status == 200;
+    }));
+    const auto ready = json_of(*stack.request("GET", "/readyz"));
+    EXPECT_EQ(ready["status"], "ready");
+
+    stack.memcached().stop();
+    stack.proxy().reset_all();
+    ASSERT_TRUE(wait_until([&] {
+        const auto r = stack.request("GET", "/v1/cache/k", {{"X-Request-Timeout-Ms", "2000"}});
+        return r && r->status == 503 && error_code_of(*r) == "cache_unavailable";
+    }));
+    const auto put = stack.request("PUT", "/v1/cache/k", {}, "v");
+    ASSERT_TRUE(put);
+    EXPECT_EQ(put->status, 503);
+    ASSERT_TRUE(wait_until([&] {
+        const auto r = stack.request("GET", "/readyz");
+        return r && r->status == 503 && json_of(*r)["status"] == "not_ready";
+    }));
+    const auto health = stack.request("GET", "/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+
+    stack.memcached().start();
+    ASSERT_TRUE(wait_until(
+        [&] {
+            const auto r = stack.request("PUT", "/v1/cache/k", {}, "back");
+            return r && r->status == 204;
+        },
+        20s, 50ms));
+    EXPECT_EQ(stack.request("GET", "/v1/cache/k")->body, "back");
+    ASSERT_TRUE(wait_until([&] {
+        const auto r = stack.request("GET", "/readyz");
+        return r && r->status == 200;
+    }));
+}
+
+}  // namespace
+}  // namespace reqctx::test
