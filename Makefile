@@ -58,3 +58,25 @@ lint: build ## clang-tidy 14 over the project's sources (compile database of the
 
 clean: ## Remove build outputs
 	rm -rf build
+
+# Developer experience: the README's walkthrough, load test and compose check.
+DURATION ?= 5
+CONNECTIONS ?= 32
+.PHONY: demo load compose-check
+
+demo: ## Two memcached + reqctx on free loopback ports, the README curl walkthrough, graceful shutdown
+	@scripts/install-deps build run
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target reqctx
+	REQCTX_BINARY=build/release/service/reqctx scripts/demo
+
+load: ## Bounded wrk scenarios (DURATION=5, CONNECTIONS=32, LOAD_ARGS=, REQCTX_URL=running service); build/load/
+	@scripts/install-deps build bench
+	@if [ -z "$$REQCTX_URL" ]; then \
+	  cmake --preset release >/dev/null && \
+	  cmake --build --preset release -j $(JOBS) --target reqctx; fi
+	REQCTX_BINARY=build/release/service/reqctx scripts/load --duration $(DURATION) --connections $(CONNECTIONS) $(LOAD_ARGS)
+
+compose-check: ## Validate docker/compose.yaml (docker-compose config -q) and the Dockerfile's build steps
+	@scripts/install-deps dev
+	scripts/compose-check

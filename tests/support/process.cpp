@@ -13,7 +13,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -82,7 +84,9 @@ bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds tim
 Process::Process(std::string program, std::vector<std::string> args,
                  std::map<std::string, std::string> extra_env)
     : log_(new_log_path(program)) {
-    std::vector<std::string> argv_store{program};
+    // setpriv --pdeathsig: the child is killed when the test process dies without running
+    // destructors (a sanitizer abort, std::terminate), so no server outlives its test.
+    std::vector<std::string> argv_store{"setpriv", "--pdeathsig", "KILL", "--", program};
     argv_store.insert(argv_store.end(), args.begin(), args.end());
     std::vector<char*> argv;
     for (auto& a : argv_store) argv.push_back(a.data());
@@ -105,7 +109,8 @@ Process::Process(std::string program, std::vector<std::string> args,
                                      0644);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    int rc = ::posix_spawnp(&pid_, program.c_str(), &actions, nullptr, argv.data(), envp.data());
+    int rc = ::posix_spawnp(&pid_, argv_store.front().c_str(), &actions, nullptr, argv.data(),
+                            envp.data());
     posix_spawn_file_actions_destroy(&actions);
     if (rc != 0) {
         throw std::runtime_error("cannot start " + program + ": " + std::strerror(rc));
@@ -151,11 +156,13 @@ MemcachedServer::MemcachedServer(std::vector<std::string> extra_args)
     start();
 }
 
-std::string MemcachedServer::address() const { return "127.0.0.1:" + std::to_string(port_); }
+std::string MemcachedServer::address() const {
+    return "127.0.0.1:" + std::to_string(port_);
+}
 
 void MemcachedServer::start() {
-    std::vector<std::string> args{"-l", "127.0.0.1", "-p", std::to_string(port_), "-U", "0",
-                                  "-t", "2",         "-m", "64"};
+    std::vector<std::string> args{"-l", "127.0.0.1", "-p", std::to_string(port_), "-U", "0", "-t",
+                                  "2",  "-m",        "64"};
     // memcached refuses to run as root unless told which user to be.
     if (::geteuid() == 0) args.insert(args.end(), {"-u", "root"});
     args.insert(args.end(), extra_args_.begin(), extra_args_.end());
@@ -174,8 +181,26 @@ void MemcachedServer::stop() {
     process_.reset();
 }
 
+// True once every thread of `pid` is in the stopped state ('T' in /proc/<pid>/task/*/stat).
+static bool all_threads_stopped(pid_t pid) {
+    std::error_code ec;
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& entry : std::filesystem::directory_iterator(tasks, ec)) {
+        std::ifstream in(entry.path() / "stat");
+        std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const auto paren = stat.rfind(')');
+        if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+        if (stat[paren + 2] != 'T' && stat[paren + 2] != 't') return false;
+    }
+    return !ec;
+}
+
 void MemcachedServer::pause() {
-    if (process_) process_->signal(SIGSTOP);
+    if (!process_) return;
+    process_->signal(SIGSTOP);
+    // SIGSTOP is delivered asynchronously: return only once the server can no longer answer.
+    const pid_t pid = process_->pid();
+    wait_until([pid] { return all_threads_stopped(pid); }, 5s, 1ms);
 }
 
 void MemcachedServer::resume() {
@@ -196,8 +221,8 @@ ServiceProcess::ServiceProcess(std::vector<std::string> args,
     args.insert(args.begin(), {"--listen", "127.0.0.1:" + std::to_string(port_)});
     process_ = std::make_unique<Process>(service_binary(), args, std::move(extra_env));
     if (!wait_for_port(port_, 20s)) {
-        throw std::runtime_error("reqctx did not listen on port " + std::to_string(port_) +
-                                 ": " + process_->output());
+        throw std::runtime_error("reqctx did not listen on port " + std::to_string(port_) + ": " +
+                                 process_->output());
     }
 }
 
