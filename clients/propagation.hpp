@@ -61,8 +61,7 @@ TraceContext make_trace_context(const std::optional<TraceParent>& parent,
                                 std::optional<std::string> tracestate);
 
 // "00-<trace-id>-<span-id>-<flags & 0x03>" for an outgoing call that makes its own new span.
-std::string format_traceparent(const TraceId& trace_id, const SpanId& span_id,
-                               std::uint8_t flags);
+std::string format_traceparent(const TraceId& trace_id, const SpanId& span_id, std::uint8_t flags);
 
 // Random ids from a per-thread generator; never all zero.
 TraceId random_trace_id();
