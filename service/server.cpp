@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <ctime>
 #include <exception>
 #include <list>
 #include <optional>
@@ -267,6 +268,22 @@ struct Server::Impl {
     }
 };
 
+// The IMF-fixdate for the Date header (RFC 9110 6.6.1: an origin server with a clock sends it),
+// formatted once per second per I/O thread.
+static std::string_view http_date() {
+    thread_local std::time_t cached_second = -1;
+    thread_local std::array<char, 40> text{};
+    thread_local std::size_t length = 0;
+    const std::time_t now = std::time(nullptr);
+    if (now != cached_second) {
+        std::tm utc{};
+        gmtime_r(&now, &utc);
+        length = std::strftime(text.data(), text.size(), "%a, %d %b %Y %H:%M:%S GMT", &utc);
+        cached_second = now;
+    }
+    return {text.data(), length};
+}
+
 // The status line and header block of res (which has had prepare_payload()). Beast's generic
 // serializer costs more than the whole middleware chain for small responses; this is one pass.
 static void serialize_head(const Response& res, std::string& out) {
@@ -279,6 +296,8 @@ static void serialize_head(const Response& res, std::string& out) {
     out += ' ';
     const auto reason = res.reason();
     out.append(reason.data(), reason.size());
+    out += "\r\nDate: ";
+    out += http_date();
     out += "\r\n";
     for (const auto& field : res) {
         const auto name = field.name_string();
