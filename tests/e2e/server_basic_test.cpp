@@ -68,6 +68,11 @@ TEST(ServerBasic, HealthzAnswersOk) {
     EXPECT_EQ(res->header("Content-Type"), "application/json");
     EXPECT_TRUE(res->header("X-Request-ID"));
     EXPECT_TRUE(res->header("X-Trace-ID"));
+    // RFC 9110 IMF-fixdate, e.g. "Thu, 26 Nov 2026 01:51:16 GMT".
+    const auto date = res->header("Date");
+    ASSERT_TRUE(date);
+    EXPECT_EQ(date->size(), 29U) << *date;
+    EXPECT_TRUE(date->ends_with(" GMT")) << *date;
     EXPECT_EQ(service.terminate(), 0) << service.output();
 }
 
