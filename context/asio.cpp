@@ -134,6 +134,8 @@ private:
         });
     }
 
+    // The registration's own reference: the listener is linked into this context's node until
+    // fn fires or stop() unlinks it. Library-internal; it never outlives the registration.
     Context ctx_;
     net::any_io_executor ex_;
     std::function<void()> fn_;

@@ -161,6 +161,8 @@ private:
         net::post(s->ex_, [self = s->shared_from_this()] { self->emit(); });
     }
 
+    // Keeps the bound context's node alive while the listener is linked into it; this state
+    // lives exactly as long as the one operation it binds (a call frame, not a long-lived struct).
     Context ctx_;
     net::any_io_executor ex_;
     net::cancellation_signal signal_;
