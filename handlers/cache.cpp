@@ -53,6 +53,12 @@ Response op_error_response(const Context& ctx, const Request& req, std::error_co
     return error_response(ctx, req, ec);
 }
 
+Response invalid_key_response(const Context& ctx, const Request& req) {
+    return error_response(ctx, req, http::status::bad_request, "invalid_key",
+                          "The key must be 1..250 bytes without whitespace or control "
+                          "characters.");
+}
+
 }  // namespace
 
 bool is_valid_cache_key(std::string_view key) noexcept {
@@ -104,9 +110,7 @@ net::awaitable<Response> CacheHandler::get(Context ctx, const Request& req,
                                            const RouteParams& params) {
     const std::string_view key = params.get("key");
     if (!is_valid_cache_key(key)) {
-        co_return error_response(ctx, req, http::status::bad_request, "invalid_key",
-                                 "The key must be 1..250 bytes without whitespace or control "
-                                 "characters.");
+        co_return invalid_key_response(ctx, req);
     }
     auto result = co_await client_.get(ctx, std::string(key));
     if (!result) co_return op_error_response(ctx, req, result.error());
@@ -126,9 +130,7 @@ net::awaitable<Response> CacheHandler::put(Context ctx, const Request& req,
                                            const RouteParams& params) {
     const std::string_view key = params.get("key");
     if (!is_valid_cache_key(key)) {
-        co_return error_response(ctx, req, http::status::bad_request, "invalid_key",
-                                 "The key must be 1..250 bytes without whitespace or control "
-                                 "characters.");
+        co_return invalid_key_response(ctx, req);
     }
     const auto ttl_text = query_param(req.target(), "ttl");
     const auto ttl =
@@ -151,9 +153,7 @@ net::awaitable<Response> CacheHandler::remove(Context ctx, const Request& req,
                                               const RouteParams& params) {
     const std::string_view key = params.get("key");
     if (!is_valid_cache_key(key)) {
-        co_return error_response(ctx, req, http::status::bad_request, "invalid_key",
-                                 "The key must be 1..250 bytes without whitespace or control "
-                                 "characters.");
+        co_return invalid_key_response(ctx, req);
     }
     auto result = co_await client_.remove(ctx, std::string(key));
     if (!result) co_return op_error_response(ctx, req, result.error());
