@@ -1,6 +1,7 @@
 #include "service/app.hpp"
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,6 +24,7 @@
 #include "middleware/http_metrics.hpp"
 #include "middleware/load_shed.hpp"
 #include "service/business.hpp"
+#include "service/memcache_metrics.hpp"
 #include "service/router.hpp"
 #include "service/server.hpp"
 
@@ -48,11 +50,13 @@ ServerOptions server_options(const Config& c, bool handle_signals) {
     return o;
 }
 
-memcache::ClientConfig memcache_config(const Config& c) {
+memcache::ClientConfig memcache_config(const Config& c,
+                                       std::shared_ptr<memcache::Observer> observer) {
     memcache::ClientConfig mc;
     for (const auto& s : c.memcache) mc.servers.push_back({s.host, s.port, s.weight});
     mc.pool_size = c.memcache_pool_size;
     mc.connect_timeout = c.memcache_connect_timeout;
+    mc.observer = std::move(observer);
     return mc;
 }
 
@@ -91,6 +95,7 @@ struct App::Parts {
     Server server;
     TaskRegistry tasks;
     Semaphore bulk_semaphore;
+    std::shared_ptr<MemcacheMetrics> memcache_metrics;  // the client's observer; outlives it
     memcache::Client memcache;
     HttpClient http_client;   // outgoing calls of /v1/fanout
     BusinessRoutes business;  // cache, bulk-sync, subscriptions, events
@@ -104,8 +109,11 @@ struct App::Parts {
           server(server_options(config, o.handle_signals), router, logger, access_log, http_metrics,
                  limiter),
           bulk_semaphore(static_cast<std::int64_t>(config.bulk_max_inflight)),
-          memcache(server.executor(), memcache_config(config)),
-          business(config, server.executor(), memcache, bulk_semaphore, tasks, logger, metrics) {}
+          memcache_metrics(std::make_shared<MemcacheMetrics>(metrics)),
+          memcache(server.executor(), memcache_config(config, memcache_metrics)),
+          business(config, server.executor(), memcache, bulk_semaphore, tasks, logger, metrics) {
+        track_memcache_pool(metrics, memcache);
+    }
 };
 
 App::App(Config config, AppOptions options)
