@@ -25,10 +25,6 @@ namespace {
 
 using nlohmann::json;
 
-InputError invalid_request(std::string message) {
-    return InputError{"invalid_request", std::move(message)};
-}
-
 // A non-negative integer that fits 32 bits (memcache exptime), else nullopt.
 std::optional<std::uint32_t> ttl_of(const json& v) {
     if (v.is_number_unsigned()) {
@@ -99,16 +95,12 @@ void append_number(std::string& out, std::size_t n) {
 
 BulkSyncParse parse_bulk_sync(std::string_view body, const BulkSyncLimits& limits) {
     BulkSyncParse out;
-    JsonParse parsed = parse_json_body(body);
+    JsonParse parsed = parse_json_object(body, "with an \"entries\" array");
     if (parsed.error) {
         out.error = std::move(parsed.error);
         return out;
     }
     const json& doc = parsed.value;
-    if (!doc.is_object()) {
-        out.error = invalid_request("The body must be a JSON object with an \"entries\" array.");
-        return out;
-    }
     const auto entries_it = doc.find("entries");
     if (entries_it == doc.end() || !entries_it->is_array()) {
         out.error = invalid_request("Field \"entries\" is required and must be an array.");

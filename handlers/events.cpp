@@ -12,17 +12,12 @@ namespace reqctx {
 
 EventParse parse_event(std::string_view body) {
     EventParse out;
-    JsonParse parsed = parse_json_body(body);
+    JsonParse parsed = parse_json_object(body, "with \"topic\" and \"payload\"");
     if (parsed.error) {
         out.error = std::move(parsed.error);
         return out;
     }
     const nlohmann::json& doc = parsed.value;
-    if (!doc.is_object()) {
-        out.error = InputError{"invalid_request",
-                               "The body must be a JSON object with \"topic\" and \"payload\"."};
-        return out;
-    }
     const auto topic = doc.find("topic");
     if (topic == doc.end() || !topic->is_string() || !is_valid_name(topic->get<std::string>())) {
         out.error =

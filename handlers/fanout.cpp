@@ -38,10 +38,6 @@ bool is_allowed(const HttpUrl& url, const std::vector<AllowedTarget>& allow) {
     });
 }
 
-InputError invalid_request(std::string message) {
-    return InputError{"invalid_request", std::move(message)};
-}
-
 double milliseconds_since(Clock::time_point start) {
     const std::chrono::duration<double, std::milli> d = Clock::now() - start;
     return std::round(d.count() * 1000.0) / 1000.0;

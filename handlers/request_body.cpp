@@ -51,4 +51,16 @@ JsonParse parse_json_body(std::string_view body) {
     return out;
 }
 
+JsonParse parse_json_object(std::string_view body, std::string_view shape) {
+    JsonParse out = parse_json_body(body);
+    if (!out.error && !out.value.is_object()) {
+        out.error = invalid_request("The body must be a JSON object " + std::string(shape) + ".");
+    }
+    return out;
+}
+
+InputError invalid_request(std::string message) {
+    return InputError{"invalid_request", std::move(message)};
+}
+
 }  // namespace reqctx

@@ -26,4 +26,11 @@ struct JsonParse {
 // Parses body as one JSON document; never throws.
 JsonParse parse_json_body(std::string_view body);
 
+// As parse_json_body, and the document must be an object: otherwise invalid_request with
+// "The body must be a JSON object <shape>." (shape e.g. `with an "entries" array`).
+JsonParse parse_json_object(std::string_view body, std::string_view shape);
+
+// The invalid_request error with a message naming the field.
+InputError invalid_request(std::string message);
+
 }  // namespace reqctx

@@ -66,17 +66,12 @@ std::string_view to_string(SubscriptionState s) noexcept {
 
 SubscriptionsParse parse_subscriptions(std::string_view body) {
     SubscriptionsParse out;
-    JsonParse parsed = parse_json_body(body);
+    JsonParse parsed = parse_json_object(body, "with a \"consumers\" array");
     if (parsed.error) {
         out.error = std::move(parsed.error);
         return out;
     }
     const json& doc = parsed.value;
-    if (!doc.is_object()) {
-        out.error = InputError{"invalid_request",
-                               "The body must be a JSON object with a \"consumers\" array."};
-        return out;
-    }
     const auto consumers = doc.find("consumers");
     if (consumers == doc.end() || !consumers->is_array() || consumers->empty() ||
         consumers->size() > kMaxConsumersPerCall) {
