@@ -100,7 +100,7 @@ BulkSyncParse parse_bulk_sync(std::string_view body, const BulkSyncLimits& limit
         out.error = std::move(parsed.error);
         return out;
     }
-    const json& doc = parsed.value;
+    json& doc = parsed.value;  // entries' strings are moved out, not copied
     const auto entries_it = doc.find("entries");
     if (entries_it == doc.end() || !entries_it->is_array()) {
         out.error = invalid_request("Field \"entries\" is required and must be an array.");
@@ -119,7 +119,7 @@ BulkSyncParse parse_bulk_sync(std::string_view body, const BulkSyncLimits& limit
         }
         out.request.concurrency = static_cast<std::size_t>(n);
     }
-    const json& entries = *entries_it;
+    json& entries = *entries_it;
     if (entries.size() > limits.max_entries) {
         out.error = InputError{"too_many_entries", "At most " + std::to_string(limits.max_entries) +
                                                        " entries are accepted per request; got " +
@@ -128,7 +128,7 @@ BulkSyncParse parse_bulk_sync(std::string_view body, const BulkSyncLimits& limit
     }
     out.request.entries.reserve(entries.size());
     for (std::size_t i = 0; i < entries.size(); ++i) {
-        const json& e = entries[i];
+        json& e = entries[i];
         const std::string field = "entries[" + std::to_string(i) + "]";
         if (!e.is_object()) {
             out.error = invalid_request("Field \"" + field + "\" must be an object.");
@@ -145,8 +145,8 @@ BulkSyncParse parse_bulk_sync(std::string_view body, const BulkSyncLimits& limit
             return out;
         }
         SyncEntry entry;
-        entry.key = key->get<std::string>();
-        entry.value = value->get<std::string>();
+        entry.key = std::move(key->get_ref<std::string&>());
+        entry.value = std::move(value->get_ref<std::string&>());
         if (const auto ttl = e.find("ttl"); ttl != e.end() && !ttl->is_null()) {
             if (const auto t = ttl_of(*ttl)) {
                 entry.ttl = *t;

@@ -347,6 +347,9 @@ public:
         net::steady_timer wake;  // cancelled to wake the writer
         std::size_t max_value;
         std::atomic<ConnectionState> state{ConnectionState::disconnected};
+        // Commands handed to this connection and not yet answered or dropped; read by submit()
+        // on any thread to pick a connection, updated where a request enters or leaves.
+        std::atomic<std::size_t> load{0};
         bool accepting = false;          // queue requests (connected or connecting) vs fail fast
         bool stopped = false;            // the client is closing
         std::deque<Request> queue;       // not yet written
@@ -498,22 +501,41 @@ public:
         }
     }
 
+    // Picks the connection for a new request. Concurrent ops coalesce: the first connected
+    // connection (pool order) holding fewer than max_in_flight unhandled commands takes it, so
+    // many ops share one write() and one read() and wake memcached once, instead of being spread
+    // thinly over the pool (on one core, 8 connections round-robin synced 2-3x fewer entries/s).
+    // Further connections carry traffic only under real load, when the earlier ones have a full
+    // window and callers would queue; then the least loaded connected one wins. None up:
+    // round-robin (they are connecting).
+    const std::shared_ptr<Conn>& pick(Server& s) const {
+        const std::size_t n = s.conns.size();
+        const std::shared_ptr<Conn>* least = nullptr;
+        std::size_t least_load = 0;
+        for (const auto& c : s.conns) {
+            if (c->state.load(std::memory_order_relaxed) != ConnectionState::connected) continue;
+            const std::size_t load = c->load.load(std::memory_order_relaxed);
+            if (load < cfg_.max_in_flight) return c;
+            if (!least || load < least_load) {
+                least = &c;
+                least_load = load;
+            }
+        }
+        if (least) return *least;
+        return s.conns[s.round_robin.fetch_add(1, std::memory_order_relaxed) % n];
+    }
+
+    static void release(Conn& c, std::size_t commands) {
+        c.load.fetch_sub(commands, std::memory_order_relaxed);
+    }
+
     // Hands a request to one of the server's connections. Thread-safe.
     std::error_code submit(std::size_t server, Request req) {
         if (phase_.load() != 1) return err(MemcacheErrc::closed);
         Server& s = *servers_[server];
         if (!s.alive.load(std::memory_order_relaxed)) return err(MemcacheErrc::server_unreachable);
-        // Round-robin, preferring connections that are up.
-        const std::size_t n = s.conns.size();
-        const std::size_t start = s.round_robin.fetch_add(1, std::memory_order_relaxed);
-        std::shared_ptr<Conn> chosen = s.conns[start % n];
-        for (std::size_t i = 0; i < n; ++i) {
-            auto& c = s.conns[(start + i) % n];
-            if (c->state.load(std::memory_order_relaxed) == ConnectionState::connected) {
-                chosen = c;
-                break;
-            }
-        }
+        std::shared_ptr<Conn> chosen = pick(s);
+        chosen->load.fetch_add(req.count, std::memory_order_relaxed);
         net::post(chosen->strand,
                   [this_ = shared_from_this(), chosen, r = std::move(req)]() mutable {
                       this_->enqueue(*chosen, std::move(r));
@@ -523,6 +545,7 @@ public:
 
     void enqueue(Conn& c, Request r) {
         if (!c.accepting) {
+            release(c, r.count);
             r.call->finish_part(c.stopped ? err(MemcacheErrc::closed)
                                           : err(MemcacheErrc::server_unreachable));
             return;
@@ -530,14 +553,24 @@ public:
         c.queue.push_back(std::move(r));
         // Requests of callers that gave up while a stalled server holds the window: drop them.
         if (c.queue.size() > 4 * cfg_.max_in_flight + 64) {
-            std::erase_if(c.queue, [](const Request& q) { return q.call->finished(); });
+            std::erase_if(c.queue, [&c](const Request& q) {
+                if (!q.call->finished()) return false;
+                release(c, q.count);
+                return true;
+            });
         }
         c.wake.cancel();
     }
 
     static void fail_all(Conn& c, std::error_code ec) {
-        for (auto& r : c.in_flight) r.call->finish_part(ec);
-        for (auto& r : c.queue) r.call->finish_part(ec);
+        for (auto& r : c.in_flight) {
+            release(c, r.count - r.answered);
+            r.call->finish_part(ec);
+        }
+        for (auto& r : c.queue) {
+            release(c, r.count);
+            r.call->finish_part(ec);
+        }
         c.in_flight.clear();
         c.in_flight_cmds = 0;
         c.queue.clear();
@@ -581,7 +614,10 @@ public:
                 if (c->in_flight_cmds > 0 && c->in_flight_cmds + front.count > window) break;
                 Request r = std::move(front);
                 c->queue.pop_front();
-                if (r.call->finished()) continue;  // the caller gave up before it was sent
+                if (r.call->finished()) {  // the caller gave up before it was sent
+                    release(*c, r.count);
+                    continue;
+                }
                 r.opaque = c->next_opaque;
                 c->next_opaque += r.count;
                 encode(c->out, r);
@@ -628,6 +664,7 @@ public:
                 }
                 if (derr) co_return derr;
                 --c->in_flight_cmds;
+                release(*c, 1);
                 if (++r.answered == r.count) c->in_flight.pop_front();
                 if (writer_may_wait) c->wake.cancel();
             }

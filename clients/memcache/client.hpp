@@ -108,7 +108,9 @@ public:
 
 struct ClientConfig {
     std::vector<ServerAddress> servers;
-    std::size_t pool_size = 2;                        // connections per server
+    // Connections per server. Ops fill the first one and spill to the next only while it holds
+    // max_in_flight unanswered commands: concurrent ops share writes, reads and wakeups.
+    std::size_t pool_size = 2;
     std::chrono::milliseconds connect_timeout{1000};  // per connection attempt
     std::size_t max_item_size = 1024 * 1024;          // largest value accepted (bytes)
     std::size_t max_in_flight = 128;                  // requests written, unanswered, per conn

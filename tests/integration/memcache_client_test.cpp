@@ -452,6 +452,45 @@ TEST(MemcacheClient, PipelinesManyRequestsOnFewConnections) {
     EXPECT_FALSE(env.run(c.close(ctx)));
 }
 
+// Ops coalesce on the first connection of the pool (they share its writes and reads) and spill
+// to the next connections only while the earlier ones hold a full window.
+TEST(MemcacheClient, OpsFillOneConnectionAndSpillOnlyPastAFullWindow) {
+    MemcachedServer server;
+    test::FaultProxy proxy(server.port());
+    Env env;
+    ClientConfig cfg;
+    cfg.servers = {ServerAddress{"127.0.0.1", proxy.port(), 1}};
+    cfg.pool_size = 4;
+    cfg.max_in_flight = 8;
+    Client c(env.io.get_executor(), cfg);
+    c.start(background());
+    auto [ctx, cancel] = deadline(20s);
+    ASSERT_TRUE(env.pump_until_pred([&] { return c.status()[0].connected == 4; }));
+    for (int i = 0; i < 10; ++i) ASSERT_FALSE(env.run(c.set(ctx, "s" + std::to_string(i), "v")));
+    std::vector<std::unique_ptr<Pending>> pending;
+    for (int i = 0; i < 8; ++i) {  // as many as one window holds
+        pending.push_back(std::make_unique<Pending>());
+        spawn_get(env, c, ctx, "s" + std::to_string(i), *pending.back());
+    }
+    for (auto& p : pending) env.pump_until(p->done);
+    for (auto& p : pending) EXPECT_EQ(p->result->value()->value, "v");
+    EXPECT_EQ(proxy.connections_used(), 1);
+
+    // Unanswered (stalled) ops fill the first window, then the second, ...
+    proxy.stall();
+    pending.clear();
+    for (int i = 0; i < 32; ++i) {
+        pending.push_back(std::make_unique<Pending>());
+        spawn_get(env, c, ctx, "s" + std::to_string(i % 10), *pending.back());
+    }
+    ASSERT_TRUE(env.pump_until_pred([&] { return proxy.in_flight() == 32; }));
+    EXPECT_EQ(proxy.connections_used(), 4);
+    proxy.resume();
+    for (auto& p : pending) env.pump_until(p->done);
+    for (auto& p : pending) EXPECT_EQ(p->result->value()->value, "v");
+    EXPECT_FALSE(env.run(c.close(ctx)));
+}
+
 // Multi-get batches larger than the window, and batches that do not fit in what is left of it,
 // interleaved with single gets on one connection: all complete, none starves.
 net::awaitable<int> multi_rounds(Client* c, Context ctx, int rounds, int nkeys) {

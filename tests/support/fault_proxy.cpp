@@ -147,6 +147,7 @@ struct Conn {
     std::string from_upstream;  // not yet delimited into replies
     std::string to_client;      // not yet written
     std::int64_t pending = 0;   // commands expecting a reply
+    bool used = false;          // has carried a command
     bool dead = false;
 };
 
@@ -406,6 +407,10 @@ void FaultProxy::run() {
                         const auto cmd = parse_command(c.from_client);
                         if (cmd.length == 0) break;
                         note_command(cmd.is_write, cmd.expects_reply);
+                        if (!c.used) {
+                            c.used = true;
+                            ++used_;
+                        }
                         if (cmd.expects_reply) ++c.pending;
                         c.held.push_back(
                             {SteadyClock::now() + latency, c.from_client.substr(0, cmd.length)});

@@ -45,6 +45,8 @@ public:
     std::int64_t total_writes() const noexcept { return total_writes_.load(); }
     std::int64_t connections_accepted() const noexcept { return accepted_.load(); }
     std::int64_t connections_open() const noexcept { return open_.load(); }
+    // Connections that have carried at least one command (since construction).
+    std::int64_t connections_used() const noexcept { return used_.load(); }
     void reset_counters();
 
     // Used by the loop thread (public for the implementation file's helpers).
@@ -71,6 +73,7 @@ private:
     std::atomic<std::int64_t> total_writes_{0};
     std::atomic<std::int64_t> accepted_{0};
     std::atomic<std::int64_t> open_{0};
+    std::atomic<std::int64_t> used_{0};
 
     std::thread thread_;
 };
