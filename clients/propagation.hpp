@@ -7,7 +7,9 @@
 
 #include <array>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,11 +50,17 @@ struct TraceParent {
 // Parses the traceparent header lines of one request (all of them, in order: a duplicated line is
 // invalid). Version 00 strictly; higher versions by the spec's forward-compatibility rules;
 // version ff, all-zero ids and upper-case hex are invalid. Surrounding spaces/tabs are trimmed.
-std::optional<TraceParent> parse_traceparent(const std::vector<std::string_view>& lines);
+std::optional<TraceParent> parse_traceparent(std::span<const std::string_view> lines);
+inline std::optional<TraceParent> parse_traceparent(std::initializer_list<std::string_view> lines) {
+    return parse_traceparent(std::span<const std::string_view>(lines.begin(), lines.size()));
+}
 
 // Joins every tracestate line in order, trims members, validates keys and values; returns the
 // normalised header, or nullopt when any member is invalid or there are more than 32.
-std::optional<std::string> parse_tracestate(const std::vector<std::string_view>& lines);
+std::optional<std::string> parse_tracestate(std::span<const std::string_view> lines);
+inline std::optional<std::string> parse_tracestate(std::initializer_list<std::string_view> lines) {
+    return parse_tracestate(std::span<const std::string_view>(lines.begin(), lines.size()));
+}
 
 // The context for this request: continues `parent` when present (flags kept), else a new trace
 // with random trace-id and flags 03; always a fresh random span-id. tracestate is kept only with

@@ -15,7 +15,6 @@ net::awaitable<Response> serve_healthz(Context, const Request& req, const RouteP
     Response res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
     res.body() = R"({"status":"ok"})";
-    res.prepare_payload();
     co_return res;
 }
 

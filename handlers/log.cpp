@@ -1,5 +1,6 @@
 #include "handlers/log.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -139,27 +140,31 @@ LogLine& LogLine::real(std::string_view k, double value) {
         buf_ += format_ == LogFormat::json ? "null" : "nan";
         return *this;
     }
+    char tmp[kFixed3Capacity];
+    buf_.append(tmp, format_fixed3(tmp, value));
+    return *this;
+}
+
+std::size_t format_fixed3(char* out, double value) noexcept {
     if (value >= 1e15 || value <= -1e15) {
-        char tmp[40];
-        const int n = std::snprintf(tmp, sizeof tmp, "%.3f", value);
-        buf_.append(tmp, static_cast<std::size_t>(n > 0 ? n : 0));
-        return *this;
+        const int n = std::snprintf(out, kFixed3Capacity, "%.3f", value);
+        return n > 0 ? std::min(static_cast<std::size_t>(n), kFixed3Capacity - 1) : 0;
     }
     // Three decimals by integer arithmetic: printf's floating-point path is slow for a hot log.
     const bool negative = value < 0;
     const auto thousandths =
         static_cast<std::int64_t>(std::llround((negative ? -value : value) * 1000.0));
-    if (negative && thousandths != 0) buf_ += '-';
-    char tmp[24];
-    auto [end, ec] = std::to_chars(tmp, tmp + sizeof tmp, thousandths / 1000);
+    std::size_t len = 0;
+    if (negative && thousandths != 0) out[len++] = '-';
+    auto [end, ec] = std::to_chars(out + len, out + kFixed3Capacity, thousandths / 1000);
     (void)ec;
-    buf_.append(tmp, end);
+    len = static_cast<std::size_t>(end - out);
     const auto frac = static_cast<int>(thousandths % 1000);
-    const char digits[4] = {'.', static_cast<char>('0' + frac / 100),
-                            static_cast<char>('0' + frac / 10 % 10),
-                            static_cast<char>('0' + frac % 10)};
-    buf_.append(digits, 4);
-    return *this;
+    out[len++] = '.';
+    out[len++] = static_cast<char>('0' + frac / 100);
+    out[len++] = static_cast<char>('0' + frac / 10 % 10);
+    out[len++] = static_cast<char>('0' + frac % 10);
+    return len;
 }
 
 LogLine& LogLine::field(std::string_view k, const LogValue& value) {
@@ -282,11 +287,14 @@ void Logger::log(spdlog::level::level_enum level, std::string_view msg,
 }
 
 void Logger::write(spdlog::level::level_enum level, const LogLine& line) {
+    write_text(level, line.text());
+}
+
+void Logger::write_text(spdlog::level::level_enum level, std::string_view text) {
     if (!enabled(level)) return;
     char ts[40];
     const std::size_t ts_len = format_utc(ts, sizeof ts);
     const auto level_name = spdlog::level::to_string_view(level);
-    const std::string& text = line.text();
     const bool urgent = level >= spdlog::level::warn;
     bool wake = urgent;
     {

@@ -59,6 +59,11 @@ struct LogField {
 };
 
 // One line's fields, rendered as JSON members or key=value pairs. Reusable (reset).
+// A finite value with three decimals ("12.345"; printf for magnitudes of 1e15 and more), written
+// to out (kFixed3Capacity bytes); returns the length. Non-finite values are the caller's case.
+inline constexpr std::size_t kFixed3Capacity = 48;
+std::size_t format_fixed3(char* out, double value) noexcept;
+
 class LogLine {
 public:
     explicit LogLine(LogFormat format) : format_(format) {}
@@ -137,6 +142,8 @@ public:
 
     // A line built by the caller (the access log's hot path).
     void write(spdlog::level::level_enum level, const LogLine& line);
+    // `fields` is a LogLine's text made by other means (the access log formats its own).
+    void write_text(spdlog::level::level_enum level, std::string_view fields);
     // Asks the writer to hand over what is queued now (does not wait; the destructor does).
     void flush();
     // Returns once every line written before the call has reached the sink.

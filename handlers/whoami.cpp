@@ -1,79 +1,108 @@
 #include "handlers/whoami.hpp"
 
+#include <array>
 #include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
 
 #include <boost/beast/http/field.hpp>
+#include <nlohmann/json.hpp>
 
 #include "clients/propagation.hpp"
 #include "handlers/errors.hpp"
+#include "handlers/fixed_text.hpp"
 
 namespace reqctx {
 namespace {
 
-void append_hex(std::string& out, const std::uint8_t* bytes, std::size_t n) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < n; ++i) {
-        out.push_back(kHex[bytes[i] >> 4]);
-        out.push_back(kHex[bytes[i] & 0xf]);
+std::int64_t remaining_ms(Clock::time_point deadline, Clock::time_point now) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now);
+    return left.count() < 0 ? 0 : left.count();
+}
+
+// The general form: every string escaped, no length limit.
+std::string escaped_whoami_body(const RequestId* id, const TraceContext* trace, const User* user,
+                                std::optional<Clock::time_point> deadline, Clock::time_point now) {
+    nlohmann::ordered_json body{
+        {"request_id", id != nullptr ? nlohmann::ordered_json(id->value) : nullptr},
+        {"trace_id", nullptr},
+        {"span_id", nullptr},
+        {"parent_span_id", nullptr},
+        {"user", nullptr},
+        {"deadline_remaining_ms", nullptr}};
+    if (trace != nullptr) {
+        body["trace_id"] = to_hex(trace->trace_id);
+        body["span_id"] = to_hex(trace->span_id);
+        if (trace->parent_span_id) body["parent_span_id"] = to_hex(*trace->parent_span_id);
     }
+    if (user != nullptr) body["user"] = {{"id", user->id}};
+    if (deadline) body["deadline_remaining_ms"] = remaining_ms(*deadline, now);
+    return body.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 net::awaitable<Response> serve_whoami(Context ctx, const Request& req, const RouteParams&) {
     Response res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
     res.body() = whoami_body(ctx, Clock::now());
-    res.prepare_payload();
     co_return res;
 }
 
 }  // namespace
 
 std::string whoami_body(const Context& ctx, Clock::time_point now) {
-    std::string body;
-    body.reserve(256);
-    body += R"({"request_id":)";
-    if (const RequestId* id = ctx.value(kRequestIdKey)) {
-        body += '"';
-        append_json_escaped(body, id->value);
-        body += '"';
-    } else {
-        body += "null";
-    }
+    // Request and user IDs are validated on the way in ([A-Za-z0-9._:-], [A-Za-z0-9_-]); the
+    // check below keeps the body valid JSON should a caller put anything else in the context.
+    const RequestId* id = ctx.value(kRequestIdKey);
     const TraceContext* trace = ctx.value(kTraceKey);
-    body += R"(,"trace_id":)";
+    const User* user = ctx.value(kUserKey);
+    if ((id != nullptr && !json_safe(id->value)) || (user != nullptr && !json_safe(user->id))) {
+        return escaped_whoami_body(id, trace, user, ctx.deadline(), now);
+    }
+    std::array<char, 512> storage;
+    FixedText out(storage);
+    out.put(R"({"request_id":)");
+    if (id != nullptr) {
+        out.put("\"");
+        out.put(id->value);
+        out.put("\"");
+    } else {
+        out.put("null");
+    }
+    out.put(R"(,"trace_id":)");
     if (trace != nullptr) {
-        body += '"';
-        append_hex(body, trace->trace_id.data(), trace->trace_id.size());
-        body += R"(","span_id":")";
-        append_hex(body, trace->span_id.data(), trace->span_id.size());
-        body += R"(","parent_span_id":)";
+        out.put("\"");
+        out.put_hex(trace->trace_id);
+        out.put(R"(","span_id":")");
+        out.put_hex(trace->span_id);
+        out.put(R"(","parent_span_id":)");
         if (trace->parent_span_id) {
-            body += '"';
-            append_hex(body, trace->parent_span_id->data(), trace->parent_span_id->size());
-            body += '"';
+            out.put("\"");
+            out.put_hex(*trace->parent_span_id);
+            out.put("\"");
         } else {
-            body += "null";
+            out.put("null");
         }
     } else {
-        body += R"(null,"span_id":null,"parent_span_id":null)";
+        out.put(R"(null,"span_id":null,"parent_span_id":null)");
     }
-    body += R"(,"user":)";
-    if (const User* user = ctx.value(kUserKey)) {
-        body += R"({"id":")";
-        append_json_escaped(body, user->id);
-        body += "\"}";
+    out.put(R"(,"user":)");
+    if (user != nullptr) {
+        out.put(R"({"id":")");
+        out.put(user->id);
+        out.put("\"}");
     } else {
-        body += "null";
+        out.put("null");
     }
-    body += R"(,"deadline_remaining_ms":)";
+    out.put(R"(,"deadline_remaining_ms":)");
     if (auto deadline = ctx.deadline()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - now);
-        body += std::to_string(left.count() < 0 ? 0 : left.count());
+        out.put_number(remaining_ms(*deadline, now));
     } else {
-        body += "null";
+        out.put("null");
     }
-    body += '}';
-    return body;
+    out.put("}");
+    if (out.overflow()) return escaped_whoami_body(id, trace, user, ctx.deadline(), now);
+    return std::string(out.text());
 }
 
 Handler make_whoami_handler() {

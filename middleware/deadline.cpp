@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "middleware/field_lookup.hpp"
+
 namespace reqctx {
 
 std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view text,
@@ -21,11 +23,10 @@ std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view te
 std::optional<std::chrono::milliseconds> resolve_request_timeout(
     const boost::beast::http::fields& headers, std::chrono::milliseconds default_timeout,
     std::chrono::milliseconds cap) {
-    auto [first, last] = headers.equal_range("X-Request-Timeout-Ms");
-    if (first == last) return default_timeout;
-    if (std::next(first) != last) return std::nullopt;
-    const auto v = first->value();
-    return parse_timeout_value(std::string_view(v.data(), v.size()), cap);
+    const FieldValues found = find_field_values(headers, "X-Request-Timeout-Ms");
+    if (found.count == 0) return default_timeout;
+    if (found.count > 1) return std::nullopt;
+    return parse_timeout_value(found.first, cap);
 }
 
 }  // namespace reqctx

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "middleware/field_lookup.hpp"
+
 namespace reqctx {
 
 bool is_valid_user_id(std::string_view id) noexcept {
@@ -15,13 +17,10 @@ bool is_valid_user_id(std::string_view id) noexcept {
 }
 
 UserResolution resolve_user(const boost::beast::http::fields& headers) {
-    auto [first, last] = headers.equal_range("X-User-ID");
-    if (first == last) return {};
-    if (std::next(first) != last) return {false, std::nullopt};
-    const auto v = first->value();
-    const std::string_view id(v.data(), v.size());
-    if (!is_valid_user_id(id)) return {false, std::nullopt};
-    return {true, User{std::string(id)}};
+    const FieldValues found = find_field_values(headers, "X-User-ID");
+    if (found.count == 0) return {};
+    if (found.count > 1 || !is_valid_user_id(found.first)) return {false, std::nullopt};
+    return {true, User{std::string(found.first)}};
 }
 
 }  // namespace reqctx

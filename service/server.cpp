@@ -183,6 +183,19 @@ void append_hex(char* out, const std::uint8_t* bytes, std::size_t n) {
     }
 }
 
+// Feeds the buffered bytes to the parser: need_more until the whole header is there (the
+// parser, not eager, stops after the header).
+boost::system::error_code parse_buffered(beast::flat_buffer& buffer,
+                                         http::request_parser<http::string_body>& parser) {
+    boost::system::error_code ec = http::error::need_more;
+    if (buffer.size() == 0) return ec;
+    ec = {};
+    const std::size_t used = parser.put(buffer.data(), ec);
+    buffer.consume(used);
+    if (!ec && !parser.is_header_done()) ec = http::error::need_more;
+    return ec;
+}
+
 bool is_parse_error(const boost::system::error_code& ec) {
     return ec.category() == beast::http::make_error_code(beast::http::error::bad_method).category();
 }
@@ -204,6 +217,18 @@ struct InflightSlot {
         if (limiter != nullptr) limiter->release();
     }
 };
+
+// What the server adds to every response: the framing and the request's identifiers.
+struct ResponseFrame {
+    unsigned version = 11;
+    bool keep_alive = true;
+    std::string_view request_id;
+    std::string_view trace_id_hex;  // empty: no X-Trace-ID
+};
+
+bool has_no_body(unsigned status) {
+    return status < 200 || status == 204 || status == 304;
+}
 
 }  // namespace
 
@@ -240,7 +265,7 @@ struct Server::Impl {
     net::awaitable<void> session(Worker* w, std::shared_ptr<Session> s, Context root);
     net::awaitable<void> supervise(CancelHandle cancel_root, BackgroundStop stop_background,
                                    Context background_ctx);
-    net::awaitable<bool> write_response(Session& s, Response& res);
+    net::awaitable<bool> write_response(Session& s, const Response& res, ResponseFrame frame);
     net::awaitable<void> linger_close(Session& s);
     void finish(const Exchange& e) {
         access_log.write(e);
@@ -284,38 +309,77 @@ static std::string_view http_date() {
     return {text.data(), length};
 }
 
-// The status line and header block of res (which has had prepare_payload()). Beast's generic
-// serializer costs more than the whole middleware chain for small responses; this is one pass.
-static void serialize_head(const Response& res, std::string& out) {
+// The status line and header block of res. The server owns the framing (Connection,
+// Content-Length) and the ID headers, so they are written here rather than set as fields:
+// Beast stores each field in its own allocation, and its generic serializer costs more than the
+// whole middleware chain for small responses; this is one pass into a reused buffer.
+static void serialize_head(const Response& res, const ResponseFrame& frame, std::string& out) {
+    using namespace std::string_view_literals;  // appends of known length: no strlen
     out.clear();
-    out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
-    char status[8];
-    auto [end, ec] = std::to_chars(status, status + sizeof status, res.result_int());
-    (void)ec;
-    out.append(status, end);
+    out += frame.version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv;
+    char number[24];
+    auto [status_end, sec] = std::to_chars(number, number + sizeof number, res.result_int());
+    (void)sec;
+    out.append(number, status_end);
     out += ' ';
     const auto reason = res.reason();
     out.append(reason.data(), reason.size());
-    out += "\r\nDate: ";
+    out += "\r\nDate: "sv;
     out += http_date();
-    out += "\r\n";
+    out += "\r\n"sv;
     for (const auto& field : res) {
+        if (field.name() == http::field::content_length ||
+            field.name() == http::field::connection) {
+            continue;
+        }
         const auto name = field.name_string();
         const auto value = field.value();
         out.append(name.data(), name.size());
-        out += ": ";
+        out += ": "sv;
         out.append(value.data(), value.size());
-        out += "\r\n";
+        out += "\r\n"sv;
     }
-    out += "\r\n";
+    if (frame.version == 10 && frame.keep_alive) out += "Connection: keep-alive\r\n"sv;
+    if (frame.version != 10 && !frame.keep_alive) out += "Connection: close\r\n"sv;
+    if (!has_no_body(res.result_int())) {
+        out += "Content-Length: "sv;
+        auto [length_end, lec] = std::to_chars(number, number + sizeof number, res.body().size());
+        (void)lec;
+        out.append(number, length_end);
+        out += "\r\n"sv;
+    }
+    out += "X-Request-ID: "sv;
+    out += frame.request_id;
+    out += "\r\n"sv;
+    if (!frame.trace_id_hex.empty()) {
+        out += "X-Trace-ID: "sv;
+        out += frame.trace_id_hex;
+        out += "\r\n"sv;
+    }
+    out += "\r\n"sv;
 }
 
 // Writes res; false when the connection failed.
-net::awaitable<bool> Server::Impl::write_response(Session& s, Response& res) {
+net::awaitable<bool> Server::Impl::write_response(Session& s, const Response& res,
+                                                  ResponseFrame frame) {
     s.phase = Phase::writing;
     s.set_deadline(Clock::now() + options.idle_timeout);
-    serialize_head(res, s.head);
-    const std::array<net::const_buffer, 2> buffers{net::buffer(s.head), net::buffer(res.body())};
+    serialize_head(res, frame, s.head);
+    const bool body = !has_no_body(res.result_int()) && !res.body().empty();
+    std::array<net::const_buffer, 2> buffers{net::buffer(s.head),
+                                             body ? net::buffer(res.body()) : net::const_buffer()};
+    // A response that fits the socket's send buffer (nearly all of them) goes out in one
+    // non-blocking write, without a round trip through the event loop; the rest is written
+    // asynchronously. The socket is in non-blocking mode, so this never waits.
+    boost::system::error_code wec;
+    std::size_t written = s.socket.write_some(buffers, wec);
+    if (wec && wec != net::error::would_block) co_return false;
+    for (auto& b : buffers) {
+        const std::size_t skip = std::min(written, b.size());
+        b += skip;
+        written -= skip;
+    }
+    if (buffers[0].size() + buffers[1].size() == 0) co_return true;
     auto [ec, n] = co_await net::async_write(s.socket, buffers, use_nothrow);
     (void)n;
     co_return !ec;
@@ -362,9 +426,25 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         http::request_parser<http::string_body> parser;
         parser.header_limit(kHeaderLimit);
         parser.body_limit(options.max_body_bytes);
-        auto [hec, hn] =
-            co_await http::async_read_header(s->socket, s->buffer, parser, use_nothrow);
-        (void)hn;
+        // Beast's async_read_header, written out: a request already buffered (pipelined, or
+        // read together with the previous one) is parsed without an I/O operation, and no
+        // composed-operation layers stand between the socket and this coroutine.
+        auto hec = parse_buffered(s->buffer, parser);
+        while (hec == http::error::need_more) {
+            auto [rec, n] =
+                co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
+            s->buffer.commit(n);
+            if (rec == net::error::eof) {
+                hec = http::error::end_of_stream;
+                if (parser.got_some()) parser.put_eof(hec);  // an incomplete header: partial
+                break;
+            }
+            if (rec) {
+                hec = rec;
+                break;
+            }
+            hec = parse_buffered(s->buffer, parser);
+        }
         const auto start = Clock::now();
         Request& req = parser.get();
 
@@ -388,10 +468,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 res.body() = error_body(
                     "invalid_request", "Malformed HTTP request: " + hec.message() + ".", rid.value);
             }
-            res.set("X-Request-ID", rid.value);
-            res.keep_alive(false);
-            res.prepare_payload();
-            const bool ok = co_await write_response(*s, res);
+            const bool ok = co_await write_response(
+                *s, res, ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value, {}});
             Exchange e;
             e.method =
                 too_large ? std::string_view(req.method_string().data(), req.method_string().size())
@@ -529,16 +607,14 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         }
 
         if (draining.load(std::memory_order_acquire)) keep_alive = false;
-        res.version(req.version());
-        res.keep_alive(keep_alive);
-        res.set("X-Request-ID", rid->value);
         char trace_hex[32];
         append_hex(trace_hex, trace->trace_id.data(), trace->trace_id.size());
-        res.set("X-Trace-ID", std::string_view(trace_hex, sizeof trace_hex));
-        res.prepare_payload();
+        const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, rid->value,
+                                  std::string_view(trace_hex, sizeof trace_hex)};
 
-        const bool ok = co_await write_response(*s, res);
-        co_await s->await_monitor();
+        const bool ok = co_await write_response(*s, res, frame);
+        // Not a coroutine call unless needed: most requests never started the monitor.
+        if (s->monitor_pending) co_await s->await_monitor();
         if (s->peer_gone) keep_alive = false;  // EOF seen just as the handler finished
         e.status = ok ? res.result_int() : kStatusClientClosedRequest;
         if (!ok && e.cancel_reason.empty()) e.cancel_reason = "client_disconnect";
@@ -553,7 +629,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
     }
 
     s->close();
-    co_await s->await_monitor();
+    if (s->monitor_pending) co_await s->await_monitor();
     w->sessions.erase(s->self);
 }
 
@@ -573,6 +649,7 @@ net::awaitable<void> Server::Impl::accept_loop(Context root) {
         }
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
+        socket.non_blocking(true, ignored);  // write_response's first write must never wait
         auto s = std::make_shared<Session>(w, std::move(socket));
         sessions_live.fetch_add(1, std::memory_order_acq_rel);
         net::co_spawn(w->ioc, session(w, std::move(s), root), [this](std::exception_ptr ex) {

@@ -117,6 +117,41 @@ TEST(ServerConnection, PipelinedRequestsAreAnsweredInOrder) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+TEST(ServerConnection, Http10KeepsAliveOnlyWhenAsked) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->header("Connection"), "keep-alive");
+    EXPECT_EQ(res->header("Content-Length"), std::to_string(res->body.size()));
+    // Still open: a second request on the same connection is answered, then closed because
+    // this one does not ask to keep the connection.
+    ASSERT_TRUE(client.send_raw("GET /v1/whoami HTTP/1.0\r\n\r\n"));
+    res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_FALSE(res->header("Connection"));
+    EXPECT_TRUE(client.wait_closed(10s));
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, EveryResponseCarriesItsFramingAndIds) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    for (const char* target : {"/healthz", "/v1/whoami", "/nope", "/metrics"}) {
+        auto res = client.request("GET", target, {{"X-Request-ID", "framing-1"}});
+        ASSERT_TRUE(res) << target;
+        EXPECT_EQ(res->header("Content-Length"), std::to_string(res->body.size())) << target;
+        EXPECT_EQ(res->header("X-Request-ID"), "framing-1") << target;
+        EXPECT_EQ(res->header("X-Trace-ID").value_or("").size(), 32U) << target;
+        EXPECT_TRUE(res->header("Date")) << target;
+        EXPECT_FALSE(res->header("Connection")) << target;  // HTTP/1.1 keep-alive is implied
+    }
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, SlowHeaderGetsTheConnectionClosed) {
     ServiceProcess service({"--header-timeout-ms", "200"});
     HttpClient slow(service.port());

@@ -2,12 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <spdlog/sinks/ostream_sink.h>
 #include <nlohmann/json.hpp>
 
 #include "clients/propagation.hpp"
 #include "handlers/errors.hpp"
 #include "handlers/log.hpp"
 #include "handlers/whoami.hpp"
+#include "middleware/access_log.hpp"
 
 namespace reqctx {
 namespace {
@@ -84,6 +90,73 @@ TEST(Whoami, BodyComesFromTypedValues) {
     EXPECT_TRUE(j["parent_span_id"].is_null());
     EXPECT_EQ(j["user"]["id"], "bob");
     EXPECT_EQ(j["deadline_remaining_ms"], 1500);
+}
+
+TEST(Whoami, IdsThatNeedEscapingStillGiveValidJson) {
+    // The middleware never stores such IDs; the body stays valid JSON if a caller does.
+    Context ctx = with_value(background(), kRequestIdKey, RequestId{"r\"1\\"});
+    ctx = with_value(ctx, kUserKey, User{std::string(600, 'u')});
+    auto j = nlohmann::json::parse(whoami_body(ctx, Clock::now()), nullptr, false);
+    ASSERT_TRUE(j.is_object());
+    EXPECT_EQ(j["request_id"], "r\"1\\");
+    EXPECT_EQ(j["user"]["id"], std::string(600, 'u'));
+    EXPECT_TRUE(j["trace_id"].is_null());
+    EXPECT_TRUE(j["deadline_remaining_ms"].is_null());
+}
+
+std::vector<nlohmann::json> access_lines(const std::vector<Exchange>& exchanges) {
+    std::ostringstream out;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+    {
+        Logger logger(LogFormat::json, spdlog::level::info, sink);
+        AccessLog log(logger);
+        for (const auto& e : exchanges) log.write(e);
+    }  // the logger writes every queued line before it is destroyed
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(out.str());
+    for (std::string line; std::getline(in, line);) {
+        lines.push_back(nlohmann::json::parse(line, nullptr, false));
+    }
+    return lines;
+}
+
+TEST(AccessLog, OneJsonLinePerRequestWhateverTheValues) {
+    const RequestId rid{"req-1"};
+    TraceContext trace;
+    trace.trace_id = random_trace_id();
+    trace.span_id = random_span_id();
+    Exchange plain;
+    plain.method = "GET";
+    plain.route = "/v1/cache/{key}";
+    plain.status = 200;
+    plain.bytes = 12;
+    plain.duration_s = 0.0012345;
+    plain.request_id = &rid;
+    plain.trace = &trace;
+    Exchange odd = plain;  // a value that needs escaping takes the general path
+    odd.route = "odd\"route";
+    odd.status = 499;
+    odd.cancel_reason = "client_disconnect";
+
+    const auto lines = access_lines({plain, odd});
+    ASSERT_EQ(lines.size(), 2U);
+    for (const auto& j : lines) {
+        ASSERT_TRUE(j.is_object());
+        EXPECT_EQ(j["msg"], "request");
+        EXPECT_EQ(j["level"], "info");
+        EXPECT_EQ(j["request_id"], "req-1");
+        EXPECT_EQ(j["trace_id"], to_hex(trace.trace_id));
+        EXPECT_EQ(j["span_id"], to_hex(trace.span_id));
+        EXPECT_EQ(j["method"], "GET");
+        EXPECT_EQ(j["bytes"], 12);
+        EXPECT_DOUBLE_EQ(j["duration_ms"].get<double>(), 1.235);
+    }
+    EXPECT_EQ(lines[0]["route"], "/v1/cache/{key}");
+    EXPECT_EQ(lines[0]["status"], 200);
+    EXPECT_TRUE(lines[0]["cancel_reason"].is_null());
+    EXPECT_EQ(lines[1]["route"], "odd\"route");
+    EXPECT_EQ(lines[1]["status"], 499);
+    EXPECT_EQ(lines[1]["cancel_reason"], "client_disconnect");
 }
 
 }  // namespace

@@ -1,0 +1,66 @@
+#pragma once
+
+// Text assembled in a caller-provided buffer: a handful of memcpy instead of as many
+// std::string appends with their growth checks. Overflow is reported, never grown into: the
+// caller chooses a buffer that fits the common case and falls back to std::string otherwise.
+
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+
+namespace reqctx {
+
+class FixedText {
+public:
+    explicit FixedText(std::span<char> buffer) noexcept : buf_(buffer) {}
+
+    void put(std::string_view s) noexcept {
+        if (s.size() > buf_.size() - len_) {
+            overflow_ = true;
+            return;
+        }
+        std::memcpy(buf_.data() + len_, s.data(), s.size());
+        len_ += s.size();
+    }
+    void put_number(std::int64_t value) noexcept {
+        char digits[24];
+        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
+        (void)ec;
+        put(std::string_view(digits, static_cast<std::size_t>(end - digits)));
+    }
+    // Lower-case hex of `bytes`.
+    void put_hex(std::span<const std::uint8_t> bytes) noexcept {
+        static constexpr char kHex[] = "0123456789abcdef";
+        if (2 * bytes.size() > buf_.size() - len_) {
+            overflow_ = true;
+            return;
+        }
+        char* out = buf_.data() + len_;
+        for (const std::uint8_t b : bytes) {
+            *out++ = kHex[b >> 4];
+            *out++ = kHex[b & 0xf];
+        }
+        len_ += 2 * bytes.size();
+    }
+
+    bool overflow() const noexcept { return overflow_; }
+    std::string_view text() const noexcept { return {buf_.data(), len_}; }
+
+private:
+    std::span<char> buf_;
+    std::size_t len_ = 0;
+    bool overflow_ = false;
+};
+
+// True when `text` can sit between JSON quotes as it is.
+inline bool json_safe(std::string_view text) noexcept {
+    for (const char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) return false;
+    }
+    return true;
+}
+
+}  // namespace reqctx
