@@ -61,34 +61,132 @@ alignas(64) std::atomic<std::int64_t> g_overflow{0};
 
 // Each thread owns one slot exclusively while it lives, so updates are a plain load and store
 // (no locked instruction). On thread exit the slot, count included, is handed to the next thread.
-struct SlotOwner {
-    Slot* slot = nullptr;
-    SlotOwner() noexcept {
-        for (auto& s : g_slots) {
-            bool expected = false;
-            if (!s.claimed.load(std::memory_order_relaxed) &&
-                s.claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
-                slot = &s;
-                return;
-            }
-        }
-    }
-    ~SlotOwner() {
-        if (slot) slot->claimed.store(false, std::memory_order_release);
-    }
-    void add(std::int64_t d) noexcept {
-        if (slot) {
-            slot->count.store(slot->count.load(std::memory_order_relaxed) + d,
-                              std::memory_order_relaxed);
-        } else {
-            g_overflow.fetch_add(d, std::memory_order_relaxed);
-        }
+// The pointer is a constant-initialised thread_local (no TLS guard on the hot path); the slot is
+// claimed on first use and given back by a thread_local registered then.
+constinit thread_local Slot* t_slot = nullptr;
+constinit thread_local bool t_use_overflow = false;  // no slot was free, or the thread is exiting
+
+struct SlotRelease {
+    ~SlotRelease() {
+        if (t_slot) t_slot->claimed.store(false, std::memory_order_release);
+        t_slot = nullptr;
+        t_use_overflow = true;
     }
 };
 
+[[gnu::noinline]] Slot* claim_slot() noexcept {
+    if (t_use_overflow) return nullptr;
+    for (auto& s : g_slots) {
+        bool expected = false;
+        if (!s.claimed.load(std::memory_order_relaxed) &&
+            s.claimed.compare_exchange_strong(expected, true, std::memory_order_acquire)) {
+            thread_local SlotRelease release;
+            (void)release;
+            t_slot = &s;
+            return &s;
+        }
+    }
+    t_use_overflow = true;
+    return nullptr;
+}
+
 void count_live(std::int64_t d) noexcept {
-    thread_local SlotOwner owner;
-    owner.add(d);
+    Slot* s = t_slot;
+    if (!s) s = claim_slot();
+    if (s) {
+        s->count.store(s->count.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    } else {
+        g_overflow.fetch_add(d, std::memory_order_relaxed);
+    }
+}
+
+// ---- Per-thread cache of cancellable-node blocks ---------------------------------------------
+
+// Freed CancelNode blocks are kept on a bounded per-thread list and reused by the next node the
+// thread creates, so a burst of children costs no malloc/free and no page faults from memory
+// returned to the system and touched again. A block freed on another thread joins that thread's
+// list (blocks are plain operator new memory; any thread may hold any block). Sanitizer builds
+// bypass the cache so AddressSanitizer still sees every use after free.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kNodeCache = false;
+#else
+constexpr bool kNodeCache = true;
+#endif
+constexpr std::uint32_t kMaxCachedNodes = 2048;
+
+struct FreeBlock {
+    FreeBlock* next;
+};
+struct NodeCache {
+    FreeBlock* head;
+    std::uint32_t size;
+    std::uint8_t state;  // 0: unused yet, 1: cleanup registered, 2: thread exiting
+};
+constinit thread_local NodeCache t_node_cache{nullptr, 0, 0};
+
+// Blocks are cut 64-byte aligned out of plain operator new memory (so a node spans exactly two
+// cache lines, and allocation counting in the benchmarks sees them); the raw pointer is kept
+// just before the block.
+constexpr std::size_t kNodeAlign = 64;
+static_assert(__STDCPP_DEFAULT_NEW_ALIGNMENT__ >= 16);
+
+void node_release_block(void* p) noexcept {
+    ::operator delete(static_cast<void**>(p)[-1]);
+}
+
+struct NodeCacheCleanup {
+    ~NodeCacheCleanup() {
+        NodeCache& c = t_node_cache;
+        c.state = 2;  // nodes freed later in this thread's exit go straight to operator delete
+        while (FreeBlock* b = c.head) {
+            c.head = b->next;
+            node_release_block(b);
+        }
+        c.size = 0;
+    }
+};
+
+void* node_alloc(std::size_t n) {
+    if constexpr (kNodeCache) {
+        NodeCache& c = t_node_cache;
+        if (FreeBlock* b = c.head) {
+            FreeBlock* next = b->next;
+            c.head = next;
+            --c.size;
+            // The next node of a burst will be built there: start fetching its two lines now,
+            // so its stores do not stall the reference count and lock instructions that follow.
+            if (next) {
+                __builtin_prefetch(next, 1);
+                __builtin_prefetch(reinterpret_cast<char*>(next) + kNodeAlign, 1);
+            }
+            return b;
+        }
+    }
+    // raw is 16-aligned, so the aligned block starts 16 to 64 bytes in.
+    void* raw = ::operator new(n + kNodeAlign);
+    auto a = (reinterpret_cast<std::uintptr_t>(raw) + sizeof(void*) + kNodeAlign - 1) &
+             ~(kNodeAlign - 1);
+    reinterpret_cast<void**>(a)[-1] = raw;
+    return reinterpret_cast<void*>(a);
+}
+
+void node_free(void* p) noexcept {
+    if constexpr (kNodeCache) {
+        NodeCache& c = t_node_cache;
+        if (c.size < kMaxCachedNodes && c.state != 2) {
+            if (c.state == 0) {
+                thread_local NodeCacheCleanup cleanup;
+                (void)cleanup;
+                c.state = 1;
+            }
+            auto* b = static_cast<FreeBlock*>(p);
+            b->next = c.head;
+            c.head = b;
+            ++c.size;
+            return;
+        }
+    }
+    node_release_block(p);
 }
 
 // A tiny test-and-test-and-set lock: critical sections here are a few pointer writes (or a
@@ -108,6 +206,9 @@ public:
         }
     }
     void unlock() noexcept { flag_.store(false, std::memory_order_release); }
+    // Acquire: seeing it free after a release store made under the lock means that critical
+    // section has ended and everything it did is visible.
+    bool is_locked() const noexcept { return flag_.load(std::memory_order_acquire); }
 
 private:
     std::atomic<bool> flag_{false};
@@ -125,59 +226,140 @@ std::int64_t live_contexts() noexcept {
 
 namespace detail {
 
-Node::Node(Kind kind, std::shared_ptr<const Node>&& parent, const CancelNode* src,
-           const std::atomic<int>* state, Clock::time_point deadline) noexcept
-    : parent_(std::move(parent)), err_state_(state), src_(src), deadline_(deadline), kind_(kind) {
+Node::Node(Kind kind, const Node* parent, const CancelNode* src, const std::atomic<int>* state,
+           Clock::time_point deadline, std::uint32_t refs) noexcept
+    : parent_(parent),
+      err_state_(state),
+      src_(src),
+      deadline_(deadline),
+      refs_(refs),
+      kind_(kind),
+      immortal_(kind == Kind::background || kind == Kind::todo) {
     if (parent_) count_live(1);
 }
 
+// Only reached with a parent when a derived constructor threw (destroy() detaches the parent
+// first to release it without recursion).
 Node::~Node() {
-    if (parent_) count_live(-1);
+    if (parent_) {
+        count_live(-1);
+        release(parent_);
+    }
 }
+
+// An error code without std::error_code's default constructor (an out-of-line call into
+// libstdc++), so that nodes and their hot paths never pay for an empty cause.
+struct Code {
+    int val = 0;
+    const std::error_category* cat = nullptr;  // null: none
+
+    static Code of(std::error_code e) noexcept {
+        return e ? Code{e.value(), &e.category()} : Code{};
+    }
+    explicit operator bool() const noexcept { return cat != nullptr; }
+};
 
 class CancelNode final : public Node, public DoneListener {
 public:
-    CancelNode(Kind kind, std::shared_ptr<const Node> parent, Clock::time_point deadline)
-        : Node(kind, std::move(parent), this, &err_, deadline),
-          DoneListener(&CancelNode::on_parent_done) {}
+    // Born with two references: the Context and the CancelHandle it is returned with.
+    CancelNode(Kind kind, const Node* parent, Clock::time_point deadline) noexcept
+        : Node(kind, parent, this, &err_, deadline, 2), DoneListener(&CancelNode::on_parent_done) {}
     ~CancelNode();
 
-    std::error_code err() const noexcept {
-        int e = err_.load(std::memory_order_acquire);
-        return e ? std::error_code(e, kCategory) : std::error_code();
-    }
+    // Blocks come from the per-thread cache, 64-byte aligned so a node spans two cache lines.
+    static void* operator new(std::size_t n) { return node_alloc(n); }
+    static void operator delete(void* p) noexcept { node_free(p); }
 
-    // Cancels this node and its descendants; then unlinks from the parent and the timer.
-    void cancel_self(ContextErrc err, std::error_code cause) noexcept;
+    // Cancels this node and its descendants; then unlinks from the parent and the timer. The
+    // caller holds a reference. Once the node is done and out of its parent's list (the common
+    // case for a handle whose parent was cancelled first) it is a few loads and takes no lock.
+    void cancel_self(ContextErrc err, Code cause) noexcept {
+        // The parent's cascade holds no reference to us, only our lock, so the caller may free
+        // the node right after this returns; detached_ is stored (release) under the lock, so
+        // once it reads true a free lock means that cascade has unlocked.
+        if (err_.load(std::memory_order_acquire) == 0 ||
+            !detached_.load(std::memory_order_acquire) || lock_.is_locked()) {
+            cancel_slow(err, cause);
+        }
+        if (armed_.load(std::memory_order_acquire)) disarm();
+    }
 
     // Sets the state and fires listeners; called with no lock or with an ancestor's lock held
     // (from_parent: the parent has already unlinked us). Returns whether we are still linked in
     // the parent.
-    bool cancel_locked_cascade(std::error_code err, std::error_code cause,
-                               bool from_parent) noexcept;
+    bool cancel_locked_cascade(int err, Code cause, bool from_parent) noexcept;
 
     static void on_parent_done(DoneListener* self, std::error_code err,
                                std::error_code cause) noexcept {
-        static_cast<CancelNode*>(self)->cancel_locked_cascade(err, cause, true);
+        static_cast<CancelNode*>(self)->cancel_locked_cascade(err.value(), Code::of(cause), true);
     }
 
     void unlink_from_parent() noexcept;
 
-    mutable SpinLock lock_;
-    bool parent_detached_ = false;        // guarded by lock_: the parent unlinked us
-    std::atomic<bool> self_done_{false};  // cancel_self completed once: later calls are no-ops
-    std::atomic<int> err_{0};
-    std::error_code cause_;                // written before err_ is published
-    DoneListener* head_ = nullptr;         // guarded by lock_
-    CancelNode* registered_in_ = nullptr;  // immutable after construction
-    std::error_code deadline_cause_;       // immutable after construction
-    // Timer bookkeeping, guarded by the timer service's mutex.
-    std::size_t heap_index_ = kNotInHeap;
-    std::atomic<bool> armed_{false};
-    std::weak_ptr<CancelNode> weak_self_;  // set when armed, for the timer thread
+    // Context::cause() once err_ is set.
+    std::error_code cause() const noexcept { return {cause_val_, *cause_cat_}; }
+    void set_cause(Code c) noexcept {
+        cause_val_ = c.val;
+        cause_cat_ = c.cat;
+    }
+    Code deadline_cause() const noexcept { return {deadline_cause_val_, deadline_cause_cat_}; }
+    void set_deadline_cause(Code c) noexcept {
+        deadline_cause_val_ = c.val;
+        deadline_cause_cat_ = c.cat;
+    }
 
-    static constexpr std::size_t kNotInHeap = std::numeric_limits<std::size_t>::max();
+    // Fields after DoneListener's (its tail padding holds the flags): 128 bytes in all.
+    mutable SpinLock lock_;
+    // Not (or no longer) in the parent's list of listeners; never reset. Set under lock_ (by the
+    // parent's cascade) or after unlinking, read without the lock by cancel_self's fast path.
+    std::atomic<bool> detached_{true};
+    // While armed the timer holds a reference (heap_index_ is guarded by its mutex).
+    std::atomic<bool> armed_{false};
+    std::atomic<int> err_{0};
+    DoneListener* head_ = nullptr;                             // guarded by lock_
+    const std::error_category* cause_cat_ = nullptr;           // written before err_ is published
+    const std::error_category* deadline_cause_cat_ = nullptr;  // immutable after construction
+    int cause_val_ = 0;
+    int deadline_cause_val_ = 0;
+    std::uint32_t heap_index_ = kNotInHeap;
+
+    static constexpr std::uint32_t kNotInHeap = std::numeric_limits<std::uint32_t>::max();
+
+private:
+    void cancel_slow(ContextErrc err, Code cause) noexcept;
+    void disarm() noexcept;
 };
+static_assert(sizeof(CancelNode) == 2 * kNodeAlign, "a cancellable node spans two cache lines");
+
+void destroy(const Node* n) noexcept {
+    while (n) {
+        auto* victim = const_cast<Node*>(n);
+        const Node* parent = victim->parent_;
+        if (parent) {
+            victim->parent_ = nullptr;
+            count_live(-1);
+        }
+        switch (victim->kind_) {
+            case Kind::with_value: {
+                auto* v = static_cast<ValueNodeBase*>(victim);
+                v->delete_(v);
+                break;
+            }
+            case Kind::without_cancel:
+                delete victim;
+                break;
+            default:
+                delete static_cast<CancelNode*>(victim);
+                break;
+        }
+        if (!parent || parent->immortal_) return;
+        if (parent->refs_.load(std::memory_order_acquire) != 1 &&
+            parent->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+            return;
+        }
+        n = parent;
+    }
+}
 
 namespace {
 
@@ -196,12 +378,15 @@ public:
         return *service;
     }
 
+    // The heap holds a reference to each armed node; whoever takes a node out of the heap (the
+    // timer thread when it fires, disarm otherwise) gives that reference back.
     void arm(CancelNode* node) {
         std::unique_lock lk(mu_);
         if (stopped_) return;
         if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
-        node->heap_index_ = heap_.size();
         heap_.push_back(node);
+        add_ref(node);
+        node->heap_index_ = static_cast<std::uint32_t>(heap_.size() - 1);
         sift_up(node->heap_index_);
         node->armed_.store(true, std::memory_order_release);
         if (node->heap_index_ == 0 && node->deadline_ < sleeping_until_) {
@@ -211,11 +396,19 @@ public:
         }
     }
 
+    // The caller holds a reference, so the heap's is never the last one.
     void disarm(CancelNode* node) noexcept {
         if (!node->armed_.load(std::memory_order_acquire)) return;
-        std::lock_guard lk(mu_);
-        if (node->heap_index_ != CancelNode::kNotInHeap) erase(node->heap_index_);
-        node->armed_.store(false, std::memory_order_relaxed);
+        bool erased = false;
+        {
+            std::lock_guard lk(mu_);
+            if (node->heap_index_ != CancelNode::kNotInHeap) {
+                erase(node->heap_index_);
+                erased = true;
+            }
+            node->armed_.store(false, std::memory_order_relaxed);
+        }
+        if (erased) release(node);
     }
 
 private:
@@ -251,21 +444,20 @@ private:
                 continue;
             }
             erase(0);
-            // A node whose destructor is waiting for mu_ has no owners left: lock() fails.
-            std::shared_ptr<CancelNode> node = top->weak_self_.lock();
-            if (!node) continue;
-            node->armed_.store(false, std::memory_order_relaxed);
+            // The heap's reference is now ours. Destroying a node never takes mu_ (an armed node
+            // cannot be destroyed), so releasing it here is safe once mu_ is unlocked.
+            top->armed_.store(false, std::memory_order_relaxed);
             lk.unlock();
-            node->cancel_self(ContextErrc::deadline_exceeded, node->deadline_cause_);
-            node.reset();  // may destroy the node, which may take mu_
+            top->cancel_self(ContextErrc::deadline_exceeded, top->deadline_cause());
+            release(top);
             lk.lock();
         }
     }
 
     void swap_at(std::size_t a, std::size_t b) noexcept {
         std::swap(heap_[a], heap_[b]);
-        heap_[a]->heap_index_ = a;
-        heap_[b]->heap_index_ = b;
+        heap_[a]->heap_index_ = static_cast<std::uint32_t>(a);
+        heap_[b]->heap_index_ = static_cast<std::uint32_t>(b);
     }
     void sift_up(std::size_t i) noexcept {
         while (i > 0) {
@@ -310,44 +502,45 @@ private:
 }  // namespace
 
 CancelNode::~CancelNode() {
-    // Normally the handle's cancel already unlinked us; this covers the remaining paths.
-    if (self_done_.load(std::memory_order_acquire)) return;
-    if (armed_.load(std::memory_order_acquire)) TimerService::instance().disarm(this);
-    if (registered_in_) {
-        lock_.lock();
-        bool detached = parent_detached_;
-        lock_.unlock();
-        if (!detached) unlink_from_parent();
-    }
+    // Every handle cancels (and so unlinks) before giving up its reference, and an armed node
+    // is referenced by the timer, so this is a check; unlink_from_parent copes with a parent
+    // cascading concurrently.
+    if (!detached_.load(std::memory_order_acquire)) unlink_from_parent();
 }
 
-bool CancelNode::cancel_locked_cascade(std::error_code err, std::error_code cause,
-                                       bool from_parent) noexcept {
+bool CancelNode::cancel_locked_cascade(int err, Code cause, bool from_parent) noexcept {
     lock_.lock();
-    if (from_parent) parent_detached_ = true;
-    bool linked_in_parent = registered_in_ != nullptr && !parent_detached_;
+    // Release: cancel_self's fast path pairs it with is_locked() (see there).
+    if (from_parent) detached_.store(true, std::memory_order_release);
+    bool linked_in_parent = !detached_.load(std::memory_order_relaxed);
     if (err_.load(std::memory_order_relaxed) != 0) {
         lock_.unlock();
         return linked_in_parent;
     }
-    cause_ = cause ? cause : err;
-    err_.store(err.value(), std::memory_order_release);
-    DoneListener* l = head_;
-    head_ = nullptr;
-    while (l) {
-        DoneListener* following = l->next;
-        l->linked = false;
-        l->prev = l->next = nullptr;
-        // Fired under our lock: a listener cannot be unlinked (and freed) meanwhile.
-        l->fire(l, err, cause_);
-        l = following;
+    set_cause(cause ? cause : Code{err, &kCategory});
+    err_.store(err, std::memory_order_release);
+    if (DoneListener* l = head_) {
+        head_ = nullptr;
+        const std::error_code e(err, kCategory);
+        const std::error_code c = this->cause();
+        while (l) {
+            DoneListener* following = l->next;
+            // A parent with many children walks a list of cold nodes: fetch the next one while
+            // this one is cancelled.
+            if (following) __builtin_prefetch(following, 1);
+            l->linked = false;
+            l->prev = l->next = nullptr;
+            // Fired under our lock: a listener cannot be unlinked (and freed) meanwhile.
+            l->fire(l, e, c);
+            l = following;
+        }
     }
     lock_.unlock();
     return linked_in_parent;
 }
 
 void CancelNode::unlink_from_parent() noexcept {
-    CancelNode* p = registered_in_;
+    auto* p = static_cast<CancelNode*>(owner);
     p->lock_.lock();
     if (linked) {
         if (prev)
@@ -361,11 +554,15 @@ void CancelNode::unlink_from_parent() noexcept {
     p->lock_.unlock();
 }
 
-void CancelNode::cancel_self(ContextErrc err, std::error_code cause) noexcept {
-    if (self_done_.load(std::memory_order_acquire)) return;
-    if (cancel_locked_cascade(make_error_code(err), cause, false)) unlink_from_parent();
-    if (armed_.load(std::memory_order_acquire)) TimerService::instance().disarm(this);
-    self_done_.store(true, std::memory_order_release);
+void CancelNode::cancel_slow(ContextErrc err, Code cause) noexcept {
+    if (cancel_locked_cascade(static_cast<int>(err), cause, false)) {
+        unlink_from_parent();
+        detached_.store(true, std::memory_order_release);
+    }
+}
+
+void CancelNode::disarm() noexcept {
+    TimerService::instance().disarm(this);
 }
 
 Listen add_listener(const Context& ctx, DoneListener* listener) noexcept;
@@ -374,17 +571,12 @@ bool remove_listener(DoneListener* listener) noexcept;
 }  // namespace detail
 
 struct ContextAccess {
-    static const detail::Node* node(const Context& c) noexcept { return c.node_.get(); }
-    static Context make(std::shared_ptr<const detail::Node> n) noexcept {
-        return Context(std::move(n));
-    }
-    static CancelHandle make_handle(std::shared_ptr<detail::Node> n) noexcept {
-        return CancelHandle(std::move(n));
-    }
-    static const std::shared_ptr<detail::Node>& handle_node(const CancelHandle& h) noexcept {
-        return h.node_;
-    }
-    static std::shared_ptr<const detail::Node> take(Context&& c) noexcept {
+    static const detail::Node* node(const Context& c) noexcept { return c.node_; }
+    // Both adopt one reference.
+    static Context make(const detail::Node* n) noexcept { return Context(n); }
+    static CancelHandle make_handle(detail::CancelNode* n) noexcept { return CancelHandle(n); }
+    static detail::CancelNode* handle_node(const CancelHandle& h) noexcept { return h.node_; }
+    static const detail::Node* take(Context&& c) noexcept {
         return detail::Node::take(std::move(c));
     }
 };
@@ -392,55 +584,53 @@ struct ContextAccess {
 namespace {
 
 using detail::CancelNode;
+using detail::Code;
 using detail::Kind;
 using detail::Node;
 
-// Roots are static and handed out as non-owning shared_ptrs (aliasing an empty owner): copying
-// background() touches no reference count, so deriving from it contends on nothing.
-std::shared_ptr<const Node> background_node() noexcept {
+// Roots are static and immortal: copying background() touches no reference count, so deriving
+// from it contends on nothing.
+const Node* background_node() noexcept {
     static const Node n(Kind::background, nullptr, nullptr, &detail::kNeverDoneState,
                         detail::kNoDeadline);
-    return std::shared_ptr<const Node>(std::shared_ptr<const Node>(), &n);
+    return &n;
 }
-std::shared_ptr<const Node> todo_node() noexcept {
+const Node* todo_node() noexcept {
     static const Node n(Kind::todo, nullptr, nullptr, &detail::kNeverDoneState,
                         detail::kNoDeadline);
-    return std::shared_ptr<const Node>(std::shared_ptr<const Node>(), &n);
+    return &n;
 }
 
-// Makes a cancellable child, linking it to the nearest cancellable ancestor (if any). A child of
-// a done ancestor is born done with the ancestor's error and cause.
-std::shared_ptr<CancelNode> make_cancel_node(Context parent, Kind kind,
-                                             Clock::time_point deadline) {
-    std::shared_ptr<const Node> p = ContextAccess::take(std::move(parent));
-    if (!p) p = background_node();
-    const CancelNode* src = p->src_;
-    auto node = std::make_shared<CancelNode>(kind, std::move(p), deadline);
-    if (src) {
+// Makes a cancellable child (holding two references), linking it to the nearest cancellable
+// ancestor (if any). A child of a done ancestor is born done with the ancestor's error and cause.
+CancelNode* make_cancel_node(Context parent, Kind kind, Clock::time_point deadline) {
+    // The allocation comes first (C++17), so a bad_alloc leaves parent's reference with parent.
+    auto* node = new CancelNode(kind, detail::parent_or_background(std::move(parent)), deadline);
+    if (const CancelNode* src = node->parent_->src_) {
         auto* anc = const_cast<CancelNode*>(src);
         anc->lock_.lock();
         int e = anc->err_.load(std::memory_order_relaxed);
         if (e == 0) {
             node->owner = anc;
             node->next = anc->head_;
-            if (anc->head_) anc->head_->prev = node.get();
-            anc->head_ = node.get();
+            if (anc->head_) anc->head_->prev = node;
+            anc->head_ = node;
             node->linked = true;
-            node->registered_in_ = anc;
+            node->detached_.store(false, std::memory_order_relaxed);
             anc->lock_.unlock();
         } else {
-            std::error_code cause = anc->cause_;
+            Code cause{anc->cause_val_, anc->cause_cat_};
             anc->lock_.unlock();
-            node->cause_ = cause;
+            node->set_cause(cause);
             node->err_.store(e, std::memory_order_release);
         }
     }
     return node;
 }
 
-std::pair<Context, CancelHandle> make_pair_from(std::shared_ptr<CancelNode> node) {
-    std::shared_ptr<Node> h = node;
-    return {ContextAccess::make(std::move(node)), ContextAccess::make_handle(std::move(h))};
+// Hands out the node's two references.
+std::pair<Context, CancelHandle> make_pair_from(CancelNode* node) noexcept {
+    return {ContextAccess::make(node), ContextAccess::make_handle(node)};
 }
 
 std::pair<Context, CancelHandle> deadline_impl(Context parent, Clock::time_point d,
@@ -451,17 +641,18 @@ std::pair<Context, CancelHandle> deadline_impl(Context parent, Clock::time_point
         // The parent's deadline comes first: a plain cancellable child (as Go does).
         return make_pair_from(make_cancel_node(std::move(parent), kind, parent_deadline));
     }
-    auto node = make_cancel_node(std::move(parent), kind, d);
-    node->deadline_cause_ = cause;
+    CancelNode* node = make_cancel_node(std::move(parent), kind, d);
+    node->set_deadline_cause(Code::of(cause));
+    // Owned by the pair first, so that a throwing arm() cannot leak the node.
+    std::pair<Context, CancelHandle> result = make_pair_from(node);
     if (node->err_.load(std::memory_order_relaxed) == 0) {
         if (d <= Clock::now()) {
-            node->cancel_self(ContextErrc::deadline_exceeded, cause);
+            node->cancel_self(ContextErrc::deadline_exceeded, node->deadline_cause());
         } else {
-            node->weak_self_ = node;
-            detail::TimerService::instance().arm(node.get());
+            detail::TimerService::instance().arm(node);
         }
     }
-    return make_pair_from(std::move(node));
+    return result;
 }
 
 }  // namespace
@@ -469,21 +660,21 @@ std::pair<Context, CancelHandle> deadline_impl(Context parent, Clock::time_point
 // ---- Context ---------------------------------------------------------------------------------
 
 std::error_code Context::cause() const {
-    const Node* n = node_.get();
+    const Node* n = node_;
     if (!n || !n->src_) return {};
     const CancelNode* s = n->src_;
     if (s->err_.load(std::memory_order_acquire) == 0) return {};
-    return s->cause_;
+    return s->cause();
 }
 
 std::optional<Clock::time_point> Context::deadline() const noexcept {
-    const Node* n = node_.get();
+    const Node* n = node_;
     if (!n || n->deadline_ == detail::kNoDeadline) return std::nullopt;
     return n->deadline_;
 }
 
 std::string_view Context::name() const noexcept {
-    const Node* n = node_.get();
+    const Node* n = node_;
     if (!n) return "background";
     switch (n->kind_) {
         case Kind::background:
@@ -503,14 +694,14 @@ std::string_view Context::name() const noexcept {
         case Kind::without_cancel:
             return "without_cancel";
         case Kind::event:
-            return n->event_name_ ? n->event_name_ : "event";
+            return n->key_ ? static_cast<const char*>(n->key_) : "event";
     }
     return "unknown";
 }
 
 const void* Context::find_value(const void* key) const noexcept {
-    for (const Node* n = node_.get(); n; n = n->parent_.get()) {
-        if (n->key_ == key) return n->value_;
+    for (const Node* n = node_; n; n = n->parent_) {
+        if (n->key_ == key) return static_cast<const detail::ValueNodeBase*>(n)->value_;
     }
     return nullptr;
 }
@@ -519,22 +710,28 @@ const void* Context::find_value(const void* key) const noexcept {
 
 CancelHandle& CancelHandle::operator=(CancelHandle&& other) noexcept {
     if (this != &other) {
-        cancel();
-        node_ = std::move(other.node_);
+        if (node_) {
+            node_->cancel_self(ContextErrc::canceled, Code{});
+            detail::release(node_);
+        }
+        node_ = std::exchange(other.node_, nullptr);
     }
     return *this;
 }
 
 CancelHandle::~CancelHandle() {
-    cancel();
+    if (node_) {
+        node_->cancel_self(ContextErrc::canceled, Code{});
+        detail::release(node_);
+    }
 }
 
 void CancelHandle::cancel() noexcept {
-    cancel(std::error_code());
+    if (node_) node_->cancel_self(ContextErrc::canceled, Code{});
 }
 
 void CancelHandle::cancel(std::error_code cause) noexcept {
-    if (node_) static_cast<CancelNode*>(node_.get())->cancel_self(ContextErrc::canceled, cause);
+    if (node_) node_->cancel_self(ContextErrc::canceled, Code::of(cause));
 }
 
 // ---- Roots and derivations -------------------------------------------------------------------
@@ -577,19 +774,17 @@ std::pair<Context, CancelHandle> with_timeout_cause(Context parent, Clock::durat
 }
 
 Context without_cancel(Context parent) {
-    std::shared_ptr<const Node> p = ContextAccess::take(std::move(parent));
-    if (!p) p = background_node();
-    return ContextAccess::make(std::make_shared<const Node>(Kind::without_cancel, std::move(p),
-                                                            nullptr, &detail::kNeverDoneState,
-                                                            detail::kNoDeadline));
+    // The allocation comes first (C++17), so a bad_alloc leaves parent's reference with parent.
+    return ContextAccess::make(new Node(Kind::without_cancel,
+                                        detail::parent_or_background(std::move(parent)), nullptr,
+                                        &detail::kNeverDoneState, detail::kNoDeadline));
 }
 
 namespace detail {
 
-std::shared_ptr<const Node> parent_or_background(Context&& c) noexcept {
-    std::shared_ptr<const Node> p = ContextAccess::take(std::move(c));
-    if (!p) p = background_node();
-    return p;
+const Node* parent_or_background(Context&& c) noexcept {
+    const Node* p = ContextAccess::take(std::move(c));
+    return p ? p : background_node();
 }
 
 Listen add_listener(const Context& ctx, DoneListener* listener) noexcept {
@@ -631,13 +826,15 @@ bool remove_listener(DoneListener* listener) noexcept {
 }
 
 std::pair<Context, CancelHandle> make_event(std::string_view name) {
-    auto node = std::make_shared<CancelNode>(Kind::event, nullptr, kNoDeadline);
-    node->event_name_ = name.data();
-    return make_pair_from(std::move(node));
+    auto* node = new CancelNode(Kind::event, nullptr, kNoDeadline);
+    node->key_ = name.data();
+    return make_pair_from(node);
 }
 
 Context context_of(const CancelHandle& handle) noexcept {
-    return ContextAccess::make(ContextAccess::handle_node(handle));
+    CancelNode* n = ContextAccess::handle_node(handle);
+    add_ref(n);
+    return ContextAccess::make(n);
 }
 
 }  // namespace detail

@@ -43,10 +43,16 @@ struct DoneListener;
 template <class T>
 class Key;
 
-// A read-only view of a context. Copying it copies a shared_ptr; err() and done() are one atomic
-// load and touch no shared global state.
+// A read-only view of a context. Copying it adds a reference to the node (none for background()
+// and todo()); err() and done() are one atomic load and touch no shared global state.
 class Context {
 public:
+    Context(const Context& other) noexcept;
+    Context(Context&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
+    Context& operator=(const Context& other) noexcept;
+    Context& operator=(Context&& other) noexcept;
+    ~Context();
+
     // Empty until the context is done; then canceled or deadline_exceeded, never changing again.
     std::error_code err() const noexcept;
     bool done() const noexcept;
@@ -72,10 +78,11 @@ public:
 private:
     friend class detail::Node;
     friend struct ContextAccess;
-    explicit Context(std::shared_ptr<const detail::Node> node) noexcept : node_(std::move(node)) {}
+    // Adopts one reference to `node` (null: behaves as background()).
+    explicit Context(const detail::Node* node) noexcept : node_(node) {}
     const void* find_value(const void* key) const noexcept;
 
-    std::shared_ptr<const detail::Node> node_;
+    const detail::Node* node_;
 };
 
 namespace detail {
@@ -96,58 +103,120 @@ inline constexpr Clock::time_point kNoDeadline = Clock::time_point::max();
 // The state of contexts that can never be done.
 inline const std::atomic<int> kNeverDoneState{0};
 
+class Node;
+// c's node with c's reference; never null: a moved-from Context counts as background().
+const Node* parent_or_background(Context&& c) noexcept;
+
 // What every node shares, so that err()/done() inline to two loads. Immutable once built;
-// cancellable nodes (context.cpp) and value nodes (below) derive from it.
+// cancellable nodes (context.cpp) and value nodes (below) derive from it. Nodes are reference
+// counted intrusively: every Context, CancelHandle, child node and armed timer holds one count
+// (roots are immortal and not counted); the last release destroys the node through its kind
+// (no virtual functions: 48 bytes, so a cancellable node fits two cache lines).
 class Node {
 public:
-    // src/state: the nearest cancellable node (or null) and its error state (or kNeverDoneState).
-    Node(Kind kind, std::shared_ptr<const Node>&& parent, const CancelNode* src,
-         const std::atomic<int>* state, Clock::time_point deadline) noexcept;
+    // Adopts one reference to `parent` (null for roots and events). src/state: the nearest
+    // cancellable node (or null) and its error state (or kNeverDoneState). `refs`: the references
+    // the creator hands out.
+    Node(Kind kind, const Node* parent, const CancelNode* src, const std::atomic<int>* state,
+         Clock::time_point deadline, std::uint32_t refs = 1) noexcept;
     ~Node();
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
 
-    static std::shared_ptr<const Node> take(Context&& c) noexcept;
-    static Context wrap(std::shared_ptr<const Node> n) noexcept;
+    // The node c referred to, with c's reference (null when c was moved from).
+    static const Node* take(Context&& c) noexcept;
+    static Context wrap(const Node* adopted) noexcept;
 
-    std::shared_ptr<const Node> parent_;
+    const Node* parent_;
     const std::atomic<int>* err_state_;
     const CancelNode* src_;
     Clock::time_point deadline_;
-    const void* key_ = nullptr;    // non-null for value nodes
-    const void* value_ = nullptr;  // the value, stored inline in the derived node
+    // with_value: the Key object. Kind::event: its name (a character array, so it never equals
+    // a key and lookups need no kind check). Otherwise null.
+    const void* key_ = nullptr;
+    mutable std::atomic<std::uint32_t> refs_;
     Kind kind_;
-    const char* event_name_ = nullptr;
+    bool immortal_;  // background() and todo(): never counted, never destroyed
 };
+
+// What a with_value node adds: the value (inline in ValueNode<T>) and how to delete it.
+class ValueNodeBase : public Node {
+public:
+    using DeleteFn = void (*)(const ValueNodeBase*) noexcept;
+    ValueNodeBase(const Node* parent, const void* key, DeleteFn del) noexcept
+        : Node(Kind::with_value, parent, parent->src_, parent->err_state_, parent->deadline_),
+          delete_(del) {
+        key_ = key;
+    }
+
+    const void* value_ = nullptr;
+    DeleteFn delete_;
+};
+
+// Destroys n and releases its parent (iteratively, so a long chain does not recurse).
+void destroy(const Node* n) noexcept;
+
+inline void add_ref(const Node* n) noexcept {
+    if (n && !n->immortal_) n->refs_.fetch_add(1, std::memory_order_relaxed);
+}
+
+// A count of 1 seen by a holder is the holder's own: nobody else can add one (every path that
+// adds a reference already holds one), so the last release needs no read-modify-write.
+inline void release(const Node* n) noexcept {
+    if (n && !n->immortal_ &&
+        (n->refs_.load(std::memory_order_acquire) == 1 ||
+         n->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1)) {
+        destroy(n);
+    }
+}
 
 // A value node: the value lives inline (one allocation per with_value).
 template <class T>
-class ValueNode final : public Node {
+class ValueNode final : public ValueNodeBase {
 public:
+    // Takes parent's reference only once the memory is allocated; if T's constructor throws,
+    // ~Node gives it back.
     template <class U>
-    ValueNode(std::shared_ptr<const Node>&& parent, const void* key, U&& v)
-        : Node(Kind::with_value, std::move(parent), parent->src_, parent->err_state_,
-               parent->deadline_),
-          val_(std::forward<U>(v)) {
-        key_ = key;
-        value_ = &val_;
-    }
+    ValueNode(Context&& parent, const void* key, U&& v)
+        : ValueNode(parent_or_background(std::move(parent)), key, std::forward<U>(v)) {}
 
 private:
+    template <class U>
+    ValueNode(const Node* parent, const void* key, U&& v)
+        : ValueNodeBase(parent, key, &ValueNode::delete_self), val_(std::forward<U>(v)) {
+        value_ = &val_;
+    }
+    static void delete_self(const ValueNodeBase* n) noexcept {
+        delete static_cast<const ValueNode*>(n);
+    }
+
     const T val_;
 };
 
-// Never null: a moved-from Context counts as background().
-std::shared_ptr<const Node> parent_or_background(Context&& c) noexcept;
-
-inline std::shared_ptr<const Node> Node::take(Context&& c) noexcept {
-    return std::move(c.node_);
+inline const Node* Node::take(Context&& c) noexcept {
+    return std::exchange(c.node_, nullptr);
 }
-inline Context Node::wrap(std::shared_ptr<const Node> n) noexcept {
-    return Context(std::move(n));
+inline Context Node::wrap(const Node* adopted) noexcept {
+    return Context(adopted);
 }
 
 }  // namespace detail
+
+inline Context::Context(const Context& other) noexcept : node_(other.node_) {
+    detail::add_ref(node_);
+}
+inline Context& Context::operator=(const Context& other) noexcept {
+    detail::add_ref(other.node_);
+    detail::release(std::exchange(node_, other.node_));
+    return *this;
+}
+inline Context& Context::operator=(Context&& other) noexcept {
+    if (this != &other) detail::release(std::exchange(node_, std::exchange(other.node_, nullptr)));
+    return *this;
+}
+inline Context::~Context() {
+    detail::release(node_);
+}
 
 inline std::error_code Context::err() const noexcept {
     int e = node_ ? node_->err_state_->load(std::memory_order_acquire) : 0;
@@ -164,7 +233,7 @@ inline bool Context::done() const noexcept {
 class CancelHandle {
 public:
     CancelHandle() noexcept = default;
-    CancelHandle(CancelHandle&& other) noexcept = default;
+    CancelHandle(CancelHandle&& other) noexcept : node_(std::exchange(other.node_, nullptr)) {}
     CancelHandle& operator=(CancelHandle&& other) noexcept;
     CancelHandle(const CancelHandle&) = delete;
     CancelHandle& operator=(const CancelHandle&) = delete;
@@ -177,8 +246,9 @@ public:
 
 private:
     friend struct ContextAccess;
-    explicit CancelHandle(std::shared_ptr<detail::Node> node) noexcept : node_(std::move(node)) {}
-    std::shared_ptr<detail::Node> node_;
+    // Adopts one reference to node.
+    explicit CancelHandle(detail::CancelNode* node) noexcept : node_(node) {}
+    detail::CancelNode* node_ = nullptr;
 };
 
 // Roots. background() belongs in main() and tests only; todo() marks code not yet wired up.
@@ -221,8 +291,8 @@ struct DoneListener {
     // Guarded by the owning node's lock.
     DoneListener* prev = nullptr;
     DoneListener* next = nullptr;
-    bool linked = false;
     void* owner = nullptr;  // set by add_listener, immutable afterwards
+    bool linked = false;    // last: a cancellable node packs its flags after it
 };
 enum class Listen { registered, already_done, never };
 // `never`: ctx can never be done (no cancellable ancestor), nothing registered. The caller keeps
@@ -282,8 +352,9 @@ private:
 template <class T, class U>
 Context with_value(Context parent, const Key<T>& key, U&& value) {
     static_assert(std::is_constructible_v<T, U&&>, "value does not convert to the key's type");
-    return detail::Node::wrap(std::make_shared<detail::ValueNode<T>>(
-        detail::parent_or_background(std::move(parent)), &key, std::forward<U>(value)));
+    // C++17 sequences the allocation before the constructor takes parent's reference.
+    return detail::Node::wrap(
+        new detail::ValueNode<T>(std::move(parent), &key, std::forward<U>(value)));
 }
 
 template <class T>

@@ -148,6 +148,49 @@ TEST(ContextStress, ChildrenChurnUnderACancellingParent) {
     EXPECT_TRUE(test::live_contexts_reach(before));
 }
 
+// The parent's cascade holds no reference to the children it cancels, only their locks: a child
+// dropped by its own thread meanwhile (its handle's cancel takes no lock once the child is
+// cancelled and unlinked) must not be freed before the cascade is done with it.
+TEST(ContextStress, ChildrenDroppedWhileTheParentCascades) {
+    std::int64_t before = test::settled_live_contexts();
+    for (int round = 0; round < 50; ++round) {
+        auto [parent, cancel_parent] = with_cancel(background());
+        std::vector<std::pair<Context, CancelHandle>> children;
+        for (int i = 0; i < 500; ++i) children.push_back(with_cancel(parent));
+        run_threads(2, [&](int t) {
+            if (t == 0) {
+                cancel_parent.cancel();
+                return;
+            }
+            while (!children.empty()) children.pop_back();
+        });
+        EXPECT_EQ(parent.err(), kCanceled);
+    }
+    EXPECT_TRUE(test::live_contexts_reach(before));
+}
+
+// Nodes made on one thread and freed on another (each thread keeps a cache of freed nodes): the
+// children of a parent cross threads, and everything is freed in the end.
+TEST(ContextStress, NodesFreedOnOtherThreads) {
+    std::int64_t before = test::settled_live_contexts();
+    auto [parent, cancel_parent] = with_cancel(background());
+    for (int round = 0; round < 20; ++round) {
+        std::vector<std::vector<std::pair<Context, CancelHandle>>> made(kThreads);
+        run_threads(kThreads, [&](int t) {
+            auto& mine = made[static_cast<std::size_t>(t)];
+            for (int i = 0; i < 300; ++i) mine.push_back(with_cancel(parent));
+        });
+        run_threads(kThreads, [&](int t) {
+            // Each thread frees another thread's batch.
+            auto& theirs = made[static_cast<std::size_t>((t + 1) % kThreads)];
+            for (std::size_t i = 0; i < theirs.size(); i += 2) theirs[i].second.cancel();
+            theirs.clear();
+        });
+    }
+    cancel_parent.cancel();
+    EXPECT_TRUE(test::live_contexts_reach(before + 1));
+}
+
 TEST(ContextStress, ManyShortTimeoutsAllFire) {
     std::int64_t before = test::settled_live_contexts();
     run_threads(kThreads, [&](int t) {
