@@ -60,10 +60,7 @@ bool all_zero(const std::array<std::uint8_t, N>& id) noexcept {
 template <std::size_t N>
 std::string hex_of(const std::array<std::uint8_t, N>& id) {
     std::string out(2 * N, '0');
-    for (std::size_t i = 0; i < N; ++i) {
-        out[2 * i] = kHexDigits[id[i] >> 4];
-        out[2 * i + 1] = kHexDigits[id[i] & 0x0f];
-    }
+    write_hex(id, out.data());
     return out;
 }
 
@@ -252,6 +249,13 @@ bool is_valid_request_id(std::string_view candidate) noexcept {
         return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                c == '.' || c == '_' || c == ':' || c == '-';
     });
+}
+
+void write_hex(std::span<const std::uint8_t> bytes, char* out) noexcept {
+    for (const std::uint8_t b : bytes) {
+        *out++ = kHexDigits[b >> 4];
+        *out++ = kHexDigits[b & 0x0f];
+    }
 }
 
 std::string generate_request_id() {

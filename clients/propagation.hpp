@@ -76,6 +76,8 @@ TraceId random_trace_id();
 SpanId random_span_id();
 
 // Lowercase hex text of ids.
+// Lower-case hex of `bytes` into out[0, 2 * bytes.size()): no allocation, for hot paths.
+void write_hex(std::span<const std::uint8_t> bytes, char* out) noexcept;
 std::string to_hex(const TraceId& id);
 std::string to_hex(const SpanId& id);
 

@@ -10,6 +10,8 @@
 #include <span>
 #include <string_view>
 
+#include "clients/propagation.hpp"
+
 namespace reqctx {
 
 class FixedText {
@@ -32,16 +34,11 @@ public:
     }
     // Lower-case hex of `bytes`.
     void put_hex(std::span<const std::uint8_t> bytes) noexcept {
-        static constexpr char kHex[] = "0123456789abcdef";
         if (2 * bytes.size() > buf_.size() - len_) {
             overflow_ = true;
             return;
         }
-        char* out = buf_.data() + len_;
-        for (const std::uint8_t b : bytes) {
-            *out++ = kHex[b >> 4];
-            *out++ = kHex[b & 0xf];
-        }
+        write_hex(bytes, buf_.data() + len_);
         len_ += 2 * bytes.size();
     }
 

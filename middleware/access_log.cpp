@@ -8,16 +8,6 @@
 namespace reqctx {
 namespace {
 
-template <std::size_t N>
-std::string_view hex(const std::array<std::uint8_t, N>& bytes, char (&out)[2 * N]) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < N; ++i) {
-        out[2 * i] = kHex[bytes[i] >> 4];
-        out[2 * i + 1] = kHex[bytes[i] & 0xf];
-    }
-    return {out, 2 * N};
-}
-
 void put_quoted(FixedText& out, std::string_view key, std::string_view value) {
     out.put(key);
     out.put("\"");
@@ -72,8 +62,10 @@ void AccessLog::write(const Exchange& e) {
     if (e.trace != nullptr) {
         char trace_hex[32];
         char span_hex[16];
-        line.str_plain("trace_id", hex(e.trace->trace_id, trace_hex));
-        line.str_plain("span_id", hex(e.trace->span_id, span_hex));
+        write_hex(e.trace->trace_id, trace_hex);
+        write_hex(e.trace->span_id, span_hex);
+        line.str_plain("trace_id", std::string_view(trace_hex, sizeof trace_hex));
+        line.str_plain("span_id", std::string_view(span_hex, sizeof span_hex));
     }
     line.str("method", e.method);
     line.str("route", e.route);

@@ -53,6 +53,8 @@ constexpr auto kSessionsBound = std::chrono::milliseconds(5000);
 constexpr auto kBackgroundBound = std::chrono::milliseconds(10000);
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
+// idle: waiting for the first byte of a request (closed at once by a shutdown); reading: a request
+// has begun (it is in flight from here on); handling; writing.
 enum class Phase { idle, reading, handling, writing };
 
 struct Worker {
@@ -75,7 +77,7 @@ struct Session : std::enable_shared_from_this<Session> {
     net::steady_timer monitor_done;  // an event: cancelled when the monitor read completes
     Clock::time_point deadline = kNever;
     Clock::time_point armed = kNever;
-    Phase phase = Phase::reading;
+    Phase phase = Phase::idle;
     std::string head;  // the serialized status line and fields of the response being written
     bool timed_out = false;
     bool closed = false;
@@ -174,14 +176,6 @@ struct Session : std::enable_shared_from_this<Session> {
         }
     }
 };
-
-void append_hex(char* out, const std::uint8_t* bytes, std::size_t n) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    for (std::size_t i = 0; i < n; ++i) {
-        out[2 * i] = kHex[bytes[i] >> 4];
-        out[2 * i + 1] = kHex[bytes[i] & 0xf];
-    }
-}
 
 // Feeds the buffered bytes to the parser: need_more until the whole header is there (the
 // parser, not eager, stops after the header).
@@ -362,8 +356,6 @@ static void serialize_head(const Response& res, const ResponseFrame& frame, std:
 // Writes res; false when the connection failed.
 net::awaitable<bool> Server::Impl::write_response(Session& s, const Response& res,
                                                   ResponseFrame frame) {
-    s.phase = Phase::writing;
-    s.set_deadline(Clock::now() + options.idle_timeout);
     serialize_head(res, frame, s.head);
     const bool body = !has_no_body(res.result_int()) && !res.body().empty();
     std::array<net::const_buffer, 2> buffers{net::buffer(s.head),
@@ -380,6 +372,8 @@ net::awaitable<bool> Server::Impl::write_response(Session& s, const Response& re
         written -= skip;
     }
     if (buffers[0].size() + buffers[1].size() == 0) co_return true;
+    s.phase = Phase::writing;
+    s.set_deadline(Clock::now() + options.idle_timeout);
     auto [ec, n] = co_await net::async_write(s.socket, buffers, use_nothrow);
     (void)n;
     co_return !ec;
@@ -405,6 +399,11 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
     s->self = w->sessions.insert(w->sessions.end(), s.get());
     s->set_deadline(Clock::now() + options.header_timeout);
     bool first = true;
+    // Clock reads are shared where a few microseconds do not matter (deadlines of seconds):
+    // the end of one request starts the idle wait; the arrival of the next starts its header
+    // timeout and, when it came in one read, its duration.
+    Clock::time_point last_end{};
+    Clock::time_point arrived{};
 
     for (;;) {
         // Wait for the next request: idle timeout until its first byte, then header timeout.
@@ -412,15 +411,17 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             if (draining.load(std::memory_order_acquire)) break;
             if (s->buffer.size() == 0) {
                 s->phase = Phase::idle;
-                s->set_deadline(Clock::now() + options.idle_timeout);
+                s->set_deadline(last_end + options.idle_timeout);
                 auto [ec, n] =
                     co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
                 if (ec) break;
                 s->buffer.commit(n);
             }
             s->phase = Phase::reading;
-            s->set_deadline(Clock::now() + options.header_timeout);
+            arrived = Clock::now();
+            s->set_deadline(arrived + options.header_timeout);
         }
+        bool header_read_more = first;
         first = false;
 
         http::request_parser<http::string_body> parser;
@@ -434,6 +435,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             auto [rec, n] =
                 co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
             s->buffer.commit(n);
+            if (n > 0) s->phase = Phase::reading;
+            header_read_more = true;
             if (rec == net::error::eof) {
                 hec = http::error::end_of_stream;
                 if (parser.got_some()) parser.put_eof(hec);  // an incomplete header: partial
@@ -445,7 +448,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             }
             hec = parse_buffered(s->buffer, parser);
         }
-        const auto start = Clock::now();
+        const auto start = header_read_more ? Clock::now() : arrived;
         Request& req = parser.get();
 
         if (hec) {
@@ -608,7 +611,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
 
         if (draining.load(std::memory_order_acquire)) keep_alive = false;
         char trace_hex[32];
-        append_hex(trace_hex, trace->trace_id.data(), trace->trace_id.size());
+        write_hex(trace->trace_id, trace_hex);
         const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, rid->value,
                                   std::string_view(trace_hex, sizeof trace_hex)};
 
@@ -619,7 +622,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         e.status = ok ? res.result_int() : kStatusClientClosedRequest;
         if (!ok && e.cancel_reason.empty()) e.cancel_reason = "client_disconnect";
         e.bytes = ok ? res.body().size() : 0;
-        e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
+        last_end = Clock::now();
+        e.duration_s = std::chrono::duration<double>(last_end - start).count();
         finish(e);
         if (!ok) break;
         if (!keep_alive) {
@@ -702,8 +706,10 @@ net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
         if (s.phase == Phase::idle) s.close();
     });
 
-    // 2. Grace: in-flight requests may finish.
-    co_await wait_until([this] { return limiter.in_flight() == 0; },
+    // 2. Grace: in-flight requests may finish. A request counts from its first header byte (a
+    // session still reading one is in flight too); every session ends after its current
+    // exchange now that draining answers with Connection: close, idle ones are closed above.
+    co_await wait_until([this] { return sessions_live.load() == 0; },
                         Clock::now() + options.shutdown_grace);
 
     // 3. Cancel the root: still-running requests end with 503 shutting_down.

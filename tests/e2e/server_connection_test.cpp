@@ -206,6 +206,22 @@ TEST(ServerConnection, GracefulShutdownFinishesTheRequestInFlight) {
     EXPECT_NE(last.find(R"("leaked_tasks":0)"), std::string::npos) << log;
 }
 
+TEST(ServerConnection, ShutdownClosesConnectionsThatHaveNoRequestAtOnce) {
+    // Timeouts and grace far beyond the bounds below: only the drain can close these in time.
+    ServiceProcess service({"--shutdown-grace-ms", "60000", "--header-timeout-ms", "60000",
+                            "--idle-timeout-ms", "60000"});
+    HttpClient kept(service.port());
+    auto res = kept.request("GET", "/healthz");
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    HttpClient silent(service.port());  // connected, never sends a byte
+
+    service.process().signal(SIGTERM);
+    EXPECT_TRUE(kept.wait_closed(20s));
+    EXPECT_TRUE(silent.wait_closed(20s));
+    EXPECT_EQ(service.process().wait_exit(20s), 0);
+}
+
 TEST(ServerConnection, MetricsExposeTheHttpFamiliesWithRoutePatterns) {
     ServiceProcess service;
     ASSERT_TRUE(http_request(service.port(), "GET", "/healthz"));
