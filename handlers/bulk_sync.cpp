@@ -287,10 +287,8 @@ net::awaitable<Response> BulkSyncHandler::post(Context ctx, const Request& req,
         counts.cancelled > 0 && (ctx.done() || (deadline && Clock::now() >= *deadline));
     Response res{deadline_hit ? http::status::gateway_timeout : http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
     res.body() = bulk_sync_body(parsed.request.entries, results, duration_ms,
                                 [](std::error_code ec) { return cache_error_code(ec); });
-    res.prepare_payload();
     co_return res;
 }
 

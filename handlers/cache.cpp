@@ -39,8 +39,6 @@ std::string decode_query_component(std::string_view s) {
 
 Response empty_response(const Request& req, http::status status) {
     Response res{status, req.version()};
-    res.keep_alive(req.keep_alive());
-    res.prepare_payload();
     return res;
 }
 
@@ -120,9 +118,7 @@ net::awaitable<Response> CacheHandler::get(Context ctx, const Request& req,
     }
     Response res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/octet-stream");
-    res.keep_alive(req.keep_alive());
     res.body() = std::move((*result)->value);
-    res.prepare_payload();
     co_return res;
 }
 

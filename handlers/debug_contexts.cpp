@@ -21,7 +21,6 @@ net::awaitable<Response> serve_debug_contexts(std::shared_ptr<const DebugSources
     Response res{http::status::ok, req.version()};
     res.set(http::field::content_type, "application/json");
     res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    res.prepare_payload();
     co_return res;
 }
 

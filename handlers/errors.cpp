@@ -145,9 +145,7 @@ Response error_response(const Context& ctx, const Request& req, http::status sta
     const RequestId* id = ctx.value(kRequestIdKey);
     Response res{status, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
     res.body() = error_body(code, message, id != nullptr ? std::string_view(id->value) : "");
-    res.prepare_payload();
     return res;
 }
 

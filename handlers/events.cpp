@@ -58,10 +58,8 @@ net::awaitable<Response> EventsHandler::post(Context ctx, const Request& req,
 
     Response res{http::status::accepted, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
     res.body() = "{\"delivered\":" + std::to_string(r.delivered) +
                  ",\"dropped\":" + std::to_string(r.dropped) + "}";
-    res.prepare_payload();
     co_return res;
 }
 

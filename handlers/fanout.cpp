@@ -46,9 +46,7 @@ double milliseconds_since(Clock::time_point start) {
 Response json_response(const Request& req, http::status status, const json& body) {
     Response res{status, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
     res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
-    res.prepare_payload();
     return res;
 }
 
@@ -86,7 +84,6 @@ net::awaitable<Response> serve_fanout(Context ctx, const Request& req, HttpClien
         if (body.is_object()) {
             body["calls"] = std::move(results);
             res.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
-            res.prepare_payload();
         }
         co_return res;
     }

@@ -48,7 +48,6 @@ net::awaitable<Response> serve_readyz(std::shared_ptr<const ReadyzDeps> deps, Co
     Response res{ready ? http::status::ok : http::status::service_unavailable, req.version()};
     res.set(http::field::content_type, "application/json");
     res.body() = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    res.prepare_payload();
     co_return res;
 }
 

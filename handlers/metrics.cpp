@@ -31,7 +31,6 @@ net::awaitable<Response> serve_metrics(Metrics* metrics, Context /*ctx*/, const 
     Response res{http::status::ok, req.version()};
     res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
     res.body() = metrics->scrape();
-    res.prepare_payload();
     co_return res;
 }
 

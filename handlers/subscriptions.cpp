@@ -15,9 +15,7 @@ using nlohmann::json;
 Response json_response(const Request& req, http::status status, std::string body) {
     Response res{status, req.version()};
     res.set(http::field::content_type, "application/json");
-    res.keep_alive(req.keep_alive());
     res.body() = std::move(body);
-    res.prepare_payload();
     return res;
 }
 
@@ -150,8 +148,6 @@ net::awaitable<Response> SubscriptionsHandler::remove(Context ctx, const Request
         co_return error_response(ctx, req, ec);
     }
     Response res{http::status::no_content, req.version()};
-    res.keep_alive(req.keep_alive());
-    res.prepare_payload();
     co_return res;
 }
 
