@@ -90,13 +90,19 @@ struct SlotRelease {
     return nullptr;
 }
 
-void count_live(std::int64_t d) noexcept {
-    Slot* s = t_slot;
-    if (!s) s = claim_slot();
-    if (s) {
+[[gnu::noinline]] void count_live_slow(std::int64_t d) noexcept {
+    if (Slot* s = claim_slot()) {
         s->count.store(s->count.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
     } else {
         g_overflow.fetch_add(d, std::memory_order_relaxed);
+    }
+}
+
+inline void count_live(std::int64_t d) noexcept {
+    if (Slot* s = t_slot) [[likely]] {
+        s->count.store(s->count.load(std::memory_order_relaxed) + d, std::memory_order_relaxed);
+    } else {
+        count_live_slow(d);
     }
 }
 
@@ -119,7 +125,9 @@ struct FreeBlock {
 };
 struct NodeCache {
     FreeBlock* head;
-    std::uint32_t size;
+    // Free places left; 0 also before the first free (cleanup not registered yet) and once the
+    // thread is exiting, so the fast paths test one field.
+    std::uint32_t room;
     std::uint8_t state;  // 0: unused yet, 1: cleanup registered, 2: thread exiting
 };
 constinit thread_local NodeCache t_node_cache{nullptr, 0, 0};
@@ -138,21 +146,31 @@ struct NodeCacheCleanup {
     ~NodeCacheCleanup() {
         NodeCache& c = t_node_cache;
         c.state = 2;  // nodes freed later in this thread's exit go straight to operator delete
+        c.room = 0;
         while (FreeBlock* b = c.head) {
             c.head = b->next;
             node_release_block(b);
         }
-        c.size = 0;
     }
 };
 
-void* node_alloc(std::size_t n) {
+[[gnu::noinline]] void* node_alloc_slow(std::size_t n) {
+    // raw is 16-aligned, so the aligned block starts 16 to 64 bytes in.
+    void* raw = ::operator new(n + kNodeAlign);
+    auto a = (reinterpret_cast<std::uintptr_t>(raw) + sizeof(void*) + kNodeAlign - 1) &
+             ~(kNodeAlign - 1);
+    reinterpret_cast<void**>(a)[-1] = raw;
+    return reinterpret_cast<void*>(a);
+}
+
+inline void* node_alloc(std::size_t n) {
     if constexpr (kNodeCache) {
         NodeCache& c = t_node_cache;
-        if (FreeBlock* b = c.head) {
+        // Only a registered, live cache holds blocks (see node_free).
+        if (FreeBlock* b = c.head) [[likely]] {
             FreeBlock* next = b->next;
             c.head = next;
-            --c.size;
+            ++c.room;
             // The next node of a burst will be built there: start fetching its two lines now,
             // so its stores do not stall the reference count and lock instructions that follow.
             if (next) {
@@ -162,42 +180,81 @@ void* node_alloc(std::size_t n) {
             return b;
         }
     }
-    // raw is 16-aligned, so the aligned block starts 16 to 64 bytes in.
-    void* raw = ::operator new(n + kNodeAlign);
-    auto a = (reinterpret_cast<std::uintptr_t>(raw) + sizeof(void*) + kNodeAlign - 1) &
-             ~(kNodeAlign - 1);
-    reinterpret_cast<void**>(a)[-1] = raw;
-    return reinterpret_cast<void*>(a);
+    return node_alloc_slow(n);
 }
 
-void node_free(void* p) noexcept {
+inline void node_push(NodeCache& c, void* p) noexcept {
+    auto* b = static_cast<FreeBlock*>(p);
+    b->next = c.head;
+    c.head = b;
+    --c.room;
+}
+
+[[gnu::noinline]] void node_free_slow(void* p) noexcept {
     if constexpr (kNodeCache) {
         NodeCache& c = t_node_cache;
-        if (c.size < kMaxCachedNodes && c.state != 2) {
-            if (c.state == 0) {
-                thread_local NodeCacheCleanup cleanup;
-                (void)cleanup;
-                c.state = 1;
-            }
-            auto* b = static_cast<FreeBlock*>(p);
-            b->next = c.head;
-            c.head = b;
-            ++c.size;
+        if (c.state == 0) {
+            thread_local NodeCacheCleanup cleanup;
+            (void)cleanup;
+            c.state = 1;
+            c.room = kMaxCachedNodes;
+            node_push(c, p);
             return;
         }
     }
     node_release_block(p);
 }
 
+inline void node_free(void* p) noexcept {
+    if constexpr (kNodeCache) {
+        NodeCache& c = t_node_cache;
+        if (c.room != 0) [[likely]] {
+            node_push(c, p);
+            return;
+        }
+    }
+    node_free_slow(p);
+}
+
 // A tiny test-and-test-and-set lock: critical sections here are a few pointer writes (or a
-// cascade of such), an uncontended acquire is one exchange and the release one plain store.
+// cascade of such), an uncontended acquire is one compare-exchange and the release one plain
+// store. Bit 1 ("listened") is sticky: set by the first acquire that adds a listener, so that
+// a parent's cascade can tell, without taking the lock, whether a child may have any.
 class SpinLock {
 public:
-    void lock() noexcept {
+    static constexpr std::uint8_t kLocked = 1;
+    static constexpr std::uint8_t kListened = 2;
+
+    void lock() noexcept { acquire(kLocked); }
+    // Also marks the lock listened, in the same read-modify-write (a full barrier): callers
+    // then read the node's state with a seq_cst load (see finish_batch).
+    void lock_to_listen() noexcept { acquire(kLocked | kListened); }
+    // Only the holder writes a locked word (failed compare-exchanges do not), so the release
+    // keeps the listened bit with a plain store.
+    void unlock() noexcept {
+        flag_.store(flag_.load(std::memory_order_relaxed) & kListened, std::memory_order_release);
+    }
+    bool listened() const noexcept { return flag_.load(std::memory_order_relaxed) & kListened; }
+
+private:
+    void acquire(std::uint8_t bits) noexcept {
+        std::uint8_t v = flag_.load(std::memory_order_relaxed);
+        if (!(v & kLocked) && flag_.compare_exchange_strong(v, v | bits, std::memory_order_seq_cst,
+                                                            std::memory_order_relaxed)) [[likely]] {
+            return;
+        }
+        acquire_slow(bits);
+    }
+    [[gnu::noinline]] void acquire_slow(std::uint8_t bits) noexcept {
+        std::uint8_t v = flag_.load(std::memory_order_relaxed);
         for (;;) {
-            if (!flag_.exchange(true, std::memory_order_acquire)) return;
+            if (!(v & kLocked) &&
+                flag_.compare_exchange_weak(v, v | bits, std::memory_order_seq_cst,
+                                            std::memory_order_relaxed)) {
+                return;
+            }
             int spins = 0;
-            while (flag_.load(std::memory_order_relaxed)) {
+            while ((v = flag_.load(std::memory_order_relaxed)) & kLocked) {
                 if (++spins > 64) {
                     std::this_thread::yield();
                     spins = 0;
@@ -205,13 +262,8 @@ public:
             }
         }
     }
-    void unlock() noexcept { flag_.store(false, std::memory_order_release); }
-    // Acquire: seeing it free after a release store made under the lock means that critical
-    // section has ended and everything it did is visible.
-    bool is_locked() const noexcept { return flag_.load(std::memory_order_acquire); }
 
-private:
-    std::atomic<bool> flag_{false};
+    std::atomic<std::uint8_t> flag_{0};
 };
 
 }  // namespace
@@ -238,9 +290,7 @@ Node::Node(Kind kind, const Node* parent, const CancelNode* src, const std::atom
     if (parent_) count_live(1);
 }
 
-// Only reached with a parent when a derived constructor threw (destroy() detaches the parent
-// first to release it without recursion).
-Node::~Node() {
+ValueNodeBase::~ValueNodeBase() {
     if (parent_) {
         count_live(-1);
         release(parent_);
@@ -264,7 +314,7 @@ public:
     // Born with two references: the Context and the CancelHandle it is returned with.
     CancelNode(Kind kind, const Node* parent, Clock::time_point deadline) noexcept
         : Node(kind, parent, this, &err_, deadline, 2), DoneListener(&CancelNode::on_parent_done) {}
-    ~CancelNode();
+    ~CancelNode() = default;  // destroy() unlinks first if need be
 
     // Blocks come from the per-thread cache, 64-byte aligned so a node spans two cache lines.
     static void* operator new(std::size_t n) { return node_alloc(n); }
@@ -272,27 +322,22 @@ public:
 
     // Cancels this node and its descendants; then unlinks from the parent and the timer. The
     // caller holds a reference. Once the node is done and out of its parent's list (the common
-    // case for a handle whose parent was cancelled first) it is a few loads and takes no lock.
+    // case for a handle whose parent was cancelled first) it is two loads and takes no lock.
     void cancel_self(ContextErrc err, Code cause) noexcept {
-        // The parent's cascade holds no reference to us, only our lock, so the caller may free
-        // the node right after this returns; detached_ is stored (release) under the lock, so
-        // once it reads true a free lock means that cascade has unlocked.
-        if (err_.load(std::memory_order_acquire) == 0 ||
-            !detached_.load(std::memory_order_acquire) || lock_.is_locked()) {
+        // The parent's cascade holds no reference to us, so the caller may free the node right
+        // after this returns: detached_ (release) is the cascade's last access to the node.
+        if (!detached_.load(std::memory_order_acquire) || err_.load(std::memory_order_relaxed) == 0)
+            [[unlikely]] {
             cancel_slow(err, cause);
         }
-        if (armed_.load(std::memory_order_acquire)) disarm();
+        if (armed_.load(std::memory_order_acquire)) [[unlikely]]
+            disarm();
     }
 
-    // Sets the state and fires listeners; called with no lock or with an ancestor's lock held
-    // (from_parent: the parent has already unlinked us). Returns whether we are still linked in
-    // the parent.
-    bool cancel_locked_cascade(int err, Code cause, bool from_parent) noexcept;
-
+    // A child node's fire function. The cascade recognises it and does the same inline, in
+    // batches (fire_listeners); its body is node-specific, so no other listener shares it.
     static void on_parent_done(DoneListener* self, std::error_code err,
-                               std::error_code cause) noexcept {
-        static_cast<CancelNode*>(self)->cancel_locked_cascade(err.value(), Code::of(cause), true);
-    }
+                               std::error_code cause) noexcept;
 
     void unlink_from_parent() noexcept;
 
@@ -309,56 +354,114 @@ public:
     }
 
     // Fields after DoneListener's (its tail padding holds the flags): 128 bytes in all.
+    // State rule: while a node is linked in its parent's list, its err_ and cause change only
+    // under the parent's lock (the parent's cascade, or cancel_slow holding both locks), so the
+    // cascade sets a linked child's state without the child's lock. The child's own listeners
+    // are guarded by its own lock; adders mark it listened (lock_to_listen) and then read err_,
+    // the cascade writes err_ and then reads the mark, with a full barrier on both sides, so one
+    // of the two sees the other (see finish_batch).
     mutable SpinLock lock_;
-    // Not (or no longer) in the parent's list of listeners; never reset. Set under lock_ (by the
-    // parent's cascade) or after unlinking, read without the lock by cancel_self's fast path.
+    // Not (or no longer) in the parent's list of listeners; never reset once set. Stored last by
+    // the parent's cascade (after err_), or under lock_ after unlinking; read without the lock
+    // by cancel_self's fast path.
     std::atomic<bool> detached_{true};
     // While armed the timer holds a reference (heap_index_ is guarded by its mutex).
     std::atomic<bool> armed_{false};
     std::atomic<int> err_{0};
-    DoneListener* head_ = nullptr;                             // guarded by lock_
-    const std::error_category* cause_cat_ = nullptr;           // written before err_ is published
-    const std::error_category* deadline_cause_cat_ = nullptr;  // immutable after construction
-    int cause_val_ = 0;
-    int deadline_cause_val_ = 0;
+    DoneListener* head_ = nullptr;  // guarded by lock_
+    // Written before err_ is published (and read only after), so not initialised.
+    const std::error_category* cause_cat_;
+    // Set (by deadline_impl) before the node can be armed or cancelled by its deadline.
+    const std::error_category* deadline_cause_cat_;
+    int cause_val_;
+    int deadline_cause_val_;
     std::uint32_t heap_index_ = kNotInHeap;
 
     static constexpr std::uint32_t kNotInHeap = std::numeric_limits<std::uint32_t>::max();
 
+    // Publishes err_ (with cause, never empty) and fires the listeners: the caller holds our
+    // lock and err_ was 0.
+    void publish_and_fire(int err, Code cause) noexcept {
+        set_cause(cause);
+        err_.store(err, std::memory_order_release);
+        fire_listeners(err, cause);
+    }
+    // Empties the list (caller holds our lock, err_ is set), cancelling child nodes in batches.
+    void fire_listeners(int err, Code cause) noexcept;
+
 private:
-    void cancel_slow(ContextErrc err, Code cause) noexcept;
-    void disarm() noexcept;
+    [[gnu::noinline]] void cancel_slow(ContextErrc err, Code cause) noexcept;
+    [[gnu::noinline]] void disarm() noexcept;
 };
 static_assert(sizeof(CancelNode) == 2 * kNodeAlign, "a cancellable node spans two cache lines");
 
-void destroy(const Node* n) noexcept {
-    while (n) {
+namespace {
+
+// destroy() for any node: frees it, then releases its parent, up the chain.
+[[gnu::noinline]] void destroy_chain(const Node* n) noexcept {
+    for (;;) {
         auto* victim = const_cast<Node*>(n);
         const Node* parent = victim->parent_;
-        if (parent) {
-            victim->parent_ = nullptr;
-            count_live(-1);
-        }
         switch (victim->kind_) {
             case Kind::with_value: {
                 auto* v = static_cast<ValueNodeBase*>(victim);
+                v->parent_ = nullptr;  // released below, not by ~ValueNodeBase
                 v->delete_(v);
                 break;
             }
             case Kind::without_cancel:
                 delete victim;
                 break;
-            default:
-                delete static_cast<CancelNode*>(victim);
+            default: {
+                auto* c = static_cast<CancelNode*>(victim);
+                // Every handle cancels (and so unlinks) before giving up its reference, and an
+                // armed node is referenced by the timer, so this is a check; unlink_from_parent
+                // copes with a parent cascading concurrently.
+                if (!c->detached_.load(std::memory_order_acquire)) c->unlink_from_parent();
+                delete c;
                 break;
+            }
         }
-        if (!parent || parent->immortal_) return;
-        if (parent->refs_.load(std::memory_order_acquire) != 1 &&
-            parent->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) {
+        if (!parent) return;  // an event
+        count_live(-1);
+        if (parent->immortal_ || (parent->refs_.load(std::memory_order_acquire) != 1 &&
+                                  parent->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1)) {
             return;
         }
         n = parent;
     }
+}
+
+constexpr bool is_cancel_kind(Kind k) noexcept {
+    return static_cast<unsigned>(k) - static_cast<unsigned>(Kind::with_cancel) <=
+           static_cast<unsigned>(Kind::with_timeout) - static_cast<unsigned>(Kind::with_cancel);
+}
+
+}  // namespace
+
+void destroy(const Node* n) noexcept {
+    // The common case, without calls: a cancellable child (detached, as cancelling leaves it)
+    // going back to this thread's block cache, counted in this thread's slot.
+    auto* victim = const_cast<Node*>(n);
+    const Node* parent = victim->parent_;
+    if constexpr (kNodeCache) {
+        NodeCache& cache = t_node_cache;
+        Slot* slot = t_slot;
+        if (is_cancel_kind(victim->kind_) && slot && cache.room != 0 &&
+            static_cast<CancelNode*>(victim)->detached_.load(std::memory_order_acquire))
+            [[likely]] {
+            static_cast<CancelNode*>(victim)->~CancelNode();
+            node_push(cache, victim);
+            slot->count.store(slot->count.load(std::memory_order_relaxed) - 1,
+                              std::memory_order_relaxed);
+            if (parent->immortal_ || (parent->refs_.load(std::memory_order_acquire) != 1 &&
+                                      parent->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1)) {
+                return;
+            }
+            n = parent;
+        }
+    }
+    destroy_chain(n);
 }
 
 namespace {
@@ -501,42 +604,68 @@ private:
 
 }  // namespace
 
-CancelNode::~CancelNode() {
-    // Every handle cancels (and so unlinks) before giving up its reference, and an armed node
-    // is referenced by the timer, so this is a check; unlink_from_parent copes with a parent
-    // cascading concurrently.
-    if (!detached_.load(std::memory_order_acquire)) unlink_from_parent();
+namespace {
+
+constexpr int kBatch = 8;
+
+// The second half of a parent's cascade for a batch of child nodes whose state it has set: one
+// full barrier for the batch, then each child's listeners (only for children ever listened to:
+// an adder marks the child and then reads err_, we wrote err_ and now read the mark, so either
+// we see the mark or the adder sees err_ and does not link), then detached_, our last access.
+void finish_batch(CancelNode* const* batch, int n, int err, Code cause) noexcept {
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    for (int i = 0; i < n; ++i) {
+        CancelNode* c = batch[i];
+        if (c->lock_.listened()) {
+            c->lock_.lock();
+            c->fire_listeners(err, cause);
+            c->lock_.unlock();
+        }
+        c->detached_.store(true, std::memory_order_release);
+    }
 }
 
-bool CancelNode::cancel_locked_cascade(int err, Code cause, bool from_parent) noexcept {
-    lock_.lock();
-    // Release: cancel_self's fast path pairs it with is_locked() (see there).
-    if (from_parent) detached_.store(true, std::memory_order_release);
-    bool linked_in_parent = !detached_.load(std::memory_order_relaxed);
-    if (err_.load(std::memory_order_relaxed) != 0) {
-        lock_.unlock();
-        return linked_in_parent;
-    }
-    set_cause(cause ? cause : Code{err, &kCategory});
-    err_.store(err, std::memory_order_release);
-    if (DoneListener* l = head_) {
-        head_ = nullptr;
-        const std::error_code e(err, kCategory);
-        const std::error_code c = this->cause();
-        while (l) {
-            DoneListener* following = l->next;
-            // A parent with many children walks a list of cold nodes: fetch the next one while
-            // this one is cancelled.
-            if (following) __builtin_prefetch(following, 1);
-            l->linked = false;
+}  // namespace
+
+void CancelNode::on_parent_done(DoneListener* self, std::error_code err,
+                                std::error_code cause) noexcept {
+    auto* c = static_cast<CancelNode*>(self);
+    const Code k = cause ? Code::of(cause) : Code{err.value(), &kCategory};
+    c->set_cause(k);
+    c->err_.store(err.value(), std::memory_order_release);
+    finish_batch(&c, 1, err.value(), k);
+}
+
+void CancelNode::fire_listeners(int err, Code cause) noexcept {
+    DoneListener* l = head_;
+    if (!l) return;
+    head_ = nullptr;
+    CancelNode* batch[kBatch];
+    int n = 0;
+    while (l) {
+        DoneListener* following = l->next;
+        // A parent with many children walks a list of cold nodes: fetch the next one while
+        // this one is cancelled.
+        if (following) __builtin_prefetch(following, 1);
+        l->linked = false;
+        if (l->fire == &CancelNode::on_parent_done) [[likely]] {
+            // A linked child is not done (state rule), and its state is ours to set.
+            auto* c = static_cast<CancelNode*>(l);
+            c->set_cause(cause);
+            c->err_.store(err, std::memory_order_release);
+            batch[n++] = c;
+            if (n == kBatch) {
+                finish_batch(batch, n, err, cause);
+                n = 0;
+            }
+        } else {
             l->prev = l->next = nullptr;
             // Fired under our lock: a listener cannot be unlinked (and freed) meanwhile.
-            l->fire(l, e, c);
-            l = following;
+            l->fire(l, std::error_code(err, kCategory), std::error_code(cause.val, *cause.cat));
         }
+        l = following;
     }
-    lock_.unlock();
-    return linked_in_parent;
+    if (n) finish_batch(batch, n, err, cause);
 }
 
 void CancelNode::unlink_from_parent() noexcept {
@@ -554,11 +683,37 @@ void CancelNode::unlink_from_parent() noexcept {
     p->lock_.unlock();
 }
 
-void CancelNode::cancel_slow(ContextErrc err, Code cause) noexcept {
-    if (cancel_locked_cascade(static_cast<int>(err), cause, false)) {
-        unlink_from_parent();
+void CancelNode::cancel_slow(ContextErrc e, Code cause) noexcept {
+    const int err = static_cast<int>(e);
+    if (!cause) cause = Code{err, &kCategory};
+    auto* p = static_cast<CancelNode*>(owner);
+    if (p && !detached_.load(std::memory_order_acquire)) {
+        // Maybe linked: our state is the parent's to guard (lock order: parent, then child).
+        p->lock_.lock();
+        lock_.lock();
+        if (!linked) {
+            // The parent's cascade came first and has finished with us (it held its lock).
+            p->lock_.unlock();
+            lock_.unlock();
+            return;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            p->head_ = next;
+        if (next) next->prev = prev;
+        prev = next = nullptr;
+        linked = false;
+        // Unlinked: no cascade can reach us any more.
+        p->lock_.unlock();
+        publish_and_fire(err, cause);
         detached_.store(true, std::memory_order_release);
+        lock_.unlock();
+        return;
     }
+    lock_.lock();
+    if (err_.load(std::memory_order_relaxed) == 0) publish_and_fire(err, cause);
+    lock_.unlock();
 }
 
 void CancelNode::disarm() noexcept {
@@ -603,13 +758,15 @@ const Node* todo_node() noexcept {
 
 // Makes a cancellable child (holding two references), linking it to the nearest cancellable
 // ancestor (if any). A child of a done ancestor is born done with the ancestor's error and cause.
-CancelNode* make_cancel_node(Context parent, Kind kind, Clock::time_point deadline) {
+[[gnu::always_inline]] inline CancelNode* make_cancel_node(Context& parent, Kind kind,
+                                                           Clock::time_point deadline) {
     // The allocation comes first (C++17), so a bad_alloc leaves parent's reference with parent.
     auto* node = new CancelNode(kind, detail::parent_or_background(std::move(parent)), deadline);
     if (const CancelNode* src = node->parent_->src_) {
         auto* anc = const_cast<CancelNode*>(src);
-        anc->lock_.lock();
-        int e = anc->err_.load(std::memory_order_relaxed);
+        // Marks anc listened, then reads its state: see CancelNode's state rule.
+        anc->lock_.lock_to_listen();
+        int e = anc->err_.load(std::memory_order_seq_cst);
         if (e == 0) {
             node->owner = anc;
             node->next = anc->head_;
@@ -639,9 +796,9 @@ std::pair<Context, CancelHandle> deadline_impl(Context parent, Clock::time_point
     Clock::time_point parent_deadline = pn ? pn->deadline_ : detail::kNoDeadline;
     if (parent_deadline <= d) {
         // The parent's deadline comes first: a plain cancellable child (as Go does).
-        return make_pair_from(make_cancel_node(std::move(parent), kind, parent_deadline));
+        return make_pair_from(make_cancel_node(parent, kind, parent_deadline));
     }
-    CancelNode* node = make_cancel_node(std::move(parent), kind, d);
+    CancelNode* node = make_cancel_node(parent, kind, d);
     node->set_deadline_cause(Code::of(cause));
     // Owned by the pair first, so that a throwing arm() cannot leak the node.
     std::pair<Context, CancelHandle> result = make_pair_from(node);
@@ -710,19 +867,18 @@ const void* Context::find_value(const void* key) const noexcept {
 
 CancelHandle& CancelHandle::operator=(CancelHandle&& other) noexcept {
     if (this != &other) {
-        if (node_) {
-            node_->cancel_self(ContextErrc::canceled, Code{});
-            detail::release(node_);
-        }
+        if (node_) cancel_and_release(node_);
         node_ = std::exchange(other.node_, nullptr);
     }
     return *this;
 }
 
-CancelHandle::~CancelHandle() {
-    if (node_) {
-        node_->cancel_self(ContextErrc::canceled, Code{});
-        detail::release(node_);
+void CancelHandle::cancel_and_release(detail::CancelNode* n) noexcept {
+    n->cancel_self(ContextErrc::canceled, Code{});
+    // A cancellable node is never immortal.
+    if (n->refs_.load(std::memory_order_acquire) == 1 ||
+        n->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        detail::destroy(n);
     }
 }
 
@@ -746,13 +902,13 @@ Context todo() noexcept {
 std::pair<Context, CancelHandle> with_cancel(Context parent) {
     const Node* pn = ContextAccess::node(parent);
     Clock::time_point d = pn ? pn->deadline_ : detail::kNoDeadline;
-    return make_pair_from(make_cancel_node(std::move(parent), Kind::with_cancel, d));
+    return make_pair_from(make_cancel_node(parent, Kind::with_cancel, d));
 }
 
 std::pair<Context, CancelHandle> with_cancel_cause(Context parent) {
     const Node* pn = ContextAccess::node(parent);
     Clock::time_point d = pn ? pn->deadline_ : detail::kNoDeadline;
-    return make_pair_from(make_cancel_node(std::move(parent), Kind::with_cancel_cause, d));
+    return make_pair_from(make_cancel_node(parent, Kind::with_cancel_cause, d));
 }
 
 std::pair<Context, CancelHandle> with_deadline(Context parent, Clock::time_point deadline) {
@@ -791,8 +947,8 @@ Listen add_listener(const Context& ctx, DoneListener* listener) noexcept {
     const Node* n = ContextAccess::node(ctx);
     if (!n || !n->src_) return Listen::never;
     auto* src = const_cast<CancelNode*>(n->src_);
-    src->lock_.lock();
-    if (src->err_.load(std::memory_order_relaxed) != 0) {
+    src->lock_.lock_to_listen();  // then read the state: see CancelNode's state rule
+    if (src->err_.load(std::memory_order_seq_cst) != 0) {
         src->lock_.unlock();
         return Listen::already_done;
     }

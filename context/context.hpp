@@ -119,7 +119,7 @@ public:
     // the creator hands out.
     Node(Kind kind, const Node* parent, const CancelNode* src, const std::atomic<int>* state,
          Clock::time_point deadline, std::uint32_t refs = 1) noexcept;
-    ~Node();
+    ~Node() = default;  // destroy() releases the parent
     Node(const Node&) = delete;
     Node& operator=(const Node&) = delete;
 
@@ -148,6 +148,9 @@ public:
           delete_(del) {
         key_ = key;
     }
+    // Releases the parent only when a ValueNode's value constructor threw (destroy() detaches
+    // the parent first).
+    ~ValueNodeBase();
 
     const void* value_ = nullptr;
     DeleteFn delete_;
@@ -175,7 +178,7 @@ template <class T>
 class ValueNode final : public ValueNodeBase {
 public:
     // Takes parent's reference only once the memory is allocated; if T's constructor throws,
-    // ~Node gives it back.
+    // ~ValueNodeBase gives it back.
     template <class U>
     ValueNode(Context&& parent, const void* key, U&& v)
         : ValueNode(parent_or_background(std::move(parent)), key, std::forward<U>(v)) {}
@@ -237,7 +240,9 @@ public:
     CancelHandle& operator=(CancelHandle&& other) noexcept;
     CancelHandle(const CancelHandle&) = delete;
     CancelHandle& operator=(const CancelHandle&) = delete;
-    ~CancelHandle();
+    ~CancelHandle() {
+        if (node_) cancel_and_release(node_);
+    }
 
     // err() becomes canceled; cause() becomes `cause` (or canceled when none is given).
     void cancel() noexcept;
@@ -248,6 +253,7 @@ private:
     friend struct ContextAccess;
     // Adopts one reference to node.
     explicit CancelHandle(detail::CancelNode* node) noexcept : node_(node) {}
+    static void cancel_and_release(detail::CancelNode* n) noexcept;
     detail::CancelNode* node_ = nullptr;
 };
 
@@ -287,12 +293,13 @@ struct DoneListener {
     using FireFn = void (*)(DoneListener* self, std::error_code err,
                             std::error_code cause) noexcept;
     explicit DoneListener(FireFn f) noexcept : fire(f) {}
+    // Order: in a cancellable node, next..linked share the cache line with the node's state, so
+    // a parent's cascade touches one line per child.
+    DoneListener* prev = nullptr;  // guarded by the owning node's lock
+    void* owner = nullptr;         // set by add_listener, immutable afterwards
+    DoneListener* next = nullptr;  // guarded by the owning node's lock
     FireFn fire;
-    // Guarded by the owning node's lock.
-    DoneListener* prev = nullptr;
-    DoneListener* next = nullptr;
-    void* owner = nullptr;  // set by add_listener, immutable afterwards
-    bool linked = false;    // last: a cancellable node packs its flags after it
+    bool linked = false;  // guarded by the owner's lock; last: a cancellable node packs its flags
 };
 enum class Listen { registered, already_done, never };
 // `never`: ctx can never be done (no cancellable ancestor), nothing registered. The caller keeps

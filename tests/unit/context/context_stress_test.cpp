@@ -148,9 +148,10 @@ TEST(ContextStress, ChildrenChurnUnderACancellingParent) {
     EXPECT_TRUE(test::live_contexts_reach(before));
 }
 
-// The parent's cascade holds no reference to the children it cancels, only their locks: a child
-// dropped by its own thread meanwhile (its handle's cancel takes no lock once the child is
-// cancelled and unlinked) must not be freed before the cascade is done with it.
+// The parent's cascade holds no reference to the children it cancels (nor their locks, unless
+// they have listeners): a child dropped by its own thread meanwhile (its handle's cancel takes no
+// lock once the child is cancelled and detached) must not be freed before the cascade is done
+// with it.
 TEST(ContextStress, ChildrenDroppedWhileTheParentCascades) {
     std::int64_t before = test::settled_live_contexts();
     for (int round = 0; round < 50; ++round) {
@@ -165,6 +166,99 @@ TEST(ContextStress, ChildrenDroppedWhileTheParentCascades) {
             while (!children.empty()) children.pop_back();
         });
         EXPECT_EQ(parent.err(), kCanceled);
+    }
+    EXPECT_TRUE(test::live_contexts_reach(before));
+}
+
+// The cascade sets a linked child's state without the child's lock; a grandchild or a listener
+// being added to the child at that moment must still be cancelled (the adder marks the child
+// listened and then reads its state, the cascade writes the state and then reads the mark: one
+// of them sees the other). A lost cancellation shows as a grandchild or after_func left undone.
+TEST(ContextStress, ListenersAddedToChildrenWhileTheParentCascades) {
+    net::io_context io;
+    auto guard = net::make_work_guard(io);
+    std::thread runner([&] { io.run(); });
+    std::int64_t before = test::settled_live_contexts();
+    constexpr int kChildren = 64;
+    std::atomic<int> fired{0};
+    int registered = 0;
+    for (int round = 0; round < 100; ++round) {
+        auto [parent, cancel_parent] = with_cancel(background());
+        std::vector<std::pair<Context, CancelHandle>> children;
+        for (int i = 0; i < kChildren; ++i) children.push_back(with_cancel(parent));
+        std::vector<std::vector<std::pair<Context, CancelHandle>>> grand(kThreads);
+        std::vector<std::vector<AfterFunc>> funcs(kThreads);
+        run_threads(kThreads, [&](int t) {
+            if (t == 0) {
+                cancel_parent.cancel();
+                return;
+            }
+            auto& mine = grand[static_cast<std::size_t>(t)];
+            for (int i = t; i < kChildren; i += kThreads - 1) {
+                const Context& child = children[static_cast<std::size_t>(i)].first;
+                if (i % 2) {
+                    mine.push_back(with_cancel(child));
+                } else {
+                    funcs[static_cast<std::size_t>(t)].push_back(
+                        after_func(child, io.get_executor(), [&fired] { ++fired; }));
+                }
+            }
+        });
+        for (auto& [c, h] : children) EXPECT_EQ(c.err(), kCanceled);
+        for (auto& g : grand)
+            for (auto& [c, h] : g) EXPECT_EQ(c.err(), kCanceled);
+        for (auto& f : funcs) registered += static_cast<int>(f.size());
+    }
+    EXPECT_TRUE(eventually([&] { return fired.load() == registered; }));
+    EXPECT_EQ(fired.load(), registered);
+    guard.reset();
+    runner.join();
+    EXPECT_TRUE(test::live_contexts_reach(before));
+}
+
+// A child's own cancel (taking the parent's lock, then its own) races the parent's cascade
+// (setting the child's state under the parent's lock only): whoever wins, the child and its own
+// children agree on one error and one cause.
+TEST(ContextStress, OwnCancelsRaceTheParentsCascade) {
+    const std::error_code parent_cause = std::make_error_code(std::errc::timed_out);
+    const std::error_code own_cause = std::make_error_code(std::errc::interrupted);
+    std::int64_t before = test::settled_live_contexts();
+    for (int round = 0; round < 100; ++round) {
+        auto [parent, cancel_parent] = with_cancel_cause(background());
+        std::vector<std::pair<Context, CancelHandle>> children;
+        std::vector<std::pair<Context, CancelHandle>> grand;
+        for (int i = 0; i < 64; ++i) {
+            children.push_back(with_cancel_cause(parent));
+            // Every other child has a child of its own, so its listeners are fired too.
+            if (i % 2) grand.push_back(with_cancel(children.back().first));
+        }
+        run_threads(kThreads, [&](int t) {
+            if (t == 0) {
+                cancel_parent.cancel(parent_cause);
+                return;
+            }
+            for (std::size_t i = static_cast<std::size_t>(t) - 1; i < children.size();
+                 i += kThreads - 1) {
+                if (i % 3 == 0)
+                    children[i].second.cancel(own_cause);
+                else if (i % 3 == 1)
+                    children[i].second = CancelHandle();  // dropping the handle cancels
+            }
+        });
+        EXPECT_EQ(parent.cause(), parent_cause);
+        for (std::size_t i = 0; i < children.size(); ++i) {
+            const Context& c = children[i].first;
+            EXPECT_EQ(c.err(), kCanceled);
+            const std::error_code cause = c.cause();
+            EXPECT_TRUE(cause == parent_cause || cause == own_cause || cause == kCanceled)
+                << cause.message();
+            if (i % 3 == 2) {
+                EXPECT_EQ(cause, parent_cause);
+            }
+            if (i % 2) {
+                EXPECT_EQ(grand[i / 2].first.cause(), cause);
+            }
+        }
     }
     EXPECT_TRUE(test::live_contexts_reach(before));
 }
