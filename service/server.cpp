@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <list>
@@ -32,7 +33,6 @@
 
 #include "clients/propagation.hpp"
 #include "handlers/errors.hpp"
-#include "handlers/fixed_text.hpp"
 #include "middleware/deadline.hpp"
 #include "middleware/recovery.hpp"
 #include "middleware/request_id.hpp"
@@ -269,7 +269,15 @@ struct WriteStart {
     bool done() const noexcept { return failed || rest[0].size() + rest[1].size() == 0; }
 };
 
-// std::string as a sink for serialize_head when the head does not fit the session's buffer.
+// Sinks for serialize_head: the session's buffer, unchecked once head_bound said it fits, or a
+// std::string for the rare head that does not.
+struct UncheckedText {
+    char* at;
+    void put(std::string_view text) noexcept {
+        std::memcpy(at, text.data(), text.size());
+        at += text.size();
+    }
+};
 struct StringText {
     std::string& out;
     void put(std::string_view text) { out.append(text.data(), text.size()); }
@@ -360,7 +368,7 @@ static std::string_view http_date() {
 // Beast stores each field in its own allocation, and its generic serializer costs more than the
 // whole middleware chain for small responses; this is one pass into the session's buffer.
 template <class Text>
-void serialize_head(const Response& res, const ResponseFrame& frame, Text& out) {
+static void serialize_head(const Response& res, const ResponseFrame& frame, Text& out) {
     using namespace std::string_view_literals;
     out.put(frame.version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv);
     char number[24];
@@ -409,15 +417,29 @@ void serialize_head(const Response& res, const ResponseFrame& frame, Text& out) 
     out.put("\r\n"sv);
 }
 
+// At least the length of serialize_head's output: 256 covers its fixed parts (status line
+// without the reason, Date, Connection, the default Content-Type, Content-Length with 20 digits,
+// the two ID field names, line ends: 178 bytes); the rest is what varies.
+static std::size_t head_bound(const Response& res, const ResponseFrame& frame) {
+    constexpr std::size_t kFixedParts = 256;
+    std::size_t bound =
+        kFixedParts + res.reason().size() + frame.request_id.size() + frame.trace_id_hex.size();
+    for (const auto& field : res) bound += field.name_string().size() + field.value().size() + 4;
+    return bound;
+}
+
 // Serializes res and writes as much as the socket takes now. A response that fits the socket's
 // send buffer (nearly all of them) goes out in this one non-blocking write, with no coroutine
 // frame and no round trip through the event loop; finish_write sends the rest, if any. The
 // socket is in non-blocking mode, so this never waits. res must outlive finish_write.
 WriteStart Server::Impl::start_write(Session& s, const Response& res, const ResponseFrame& frame) {
-    FixedText fixed(s.head_buffer);
-    serialize_head(res, frame, fixed);
-    net::const_buffer head = net::buffer(fixed.text().data(), fixed.text().size());
-    if (fixed.overflow()) {
+    net::const_buffer head;
+    if (head_bound(res, frame) <= s.head_buffer.size()) {
+        UncheckedText text{s.head_buffer.data()};
+        serialize_head(res, frame, text);
+        head = net::buffer(s.head_buffer.data(),
+                           static_cast<std::size_t>(text.at - s.head_buffer.data()));
+    } else {
         s.head.clear();
         StringText text{s.head};
         serialize_head(res, frame, text);
