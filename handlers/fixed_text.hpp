@@ -4,6 +4,7 @@
 // std::string appends with their growth checks. Overflow is reported, never grown into: the
 // caller chooses a buffer that fits the common case and falls back to std::string otherwise.
 
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
@@ -51,13 +52,18 @@ private:
     bool overflow_ = false;
 };
 
-// True when `text` can sit between JSON quotes as it is.
+// True when `text` can sit between JSON quotes as it is. A table and no branch per character:
+// the access log checks a few short strings per request.
 inline bool json_safe(std::string_view text) noexcept {
-    for (const char ch : text) {
-        const auto c = static_cast<unsigned char>(ch);
-        if (c < 0x20 || c == '"' || c == '\\' || c == 0x7f) return false;
-    }
-    return true;
+    static constexpr auto kUnsafe = [] {
+        std::array<bool, 256> t{};
+        for (std::size_t c = 0; c < 0x20; ++c) t[c] = true;
+        t['"'] = t['\\'] = t[0x7f] = true;
+        return t;
+    }();
+    bool unsafe = false;
+    for (const char ch : text) unsafe |= kUnsafe[static_cast<unsigned char>(ch)];
+    return !unsafe;
 }
 
 }  // namespace reqctx

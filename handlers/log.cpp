@@ -1,6 +1,7 @@
 #include "handlers/log.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -21,14 +22,25 @@ constexpr auto kWriteInterval = std::chrono::milliseconds(20);
 constexpr std::size_t kWakeBytes = 256 * 1024;         // a full batch wakes the writer early
 constexpr std::size_t kMaxPending = 64 * 1024 * 1024;  // beyond this, lines are dropped
 
-// "2026-11-26T00:33:15.630100Z" into out (27 chars, size >= 28). The part up to the second is
+constexpr std::size_t kTimestampLength = 27;
+
+// "00".."99": two digits with one load.
+constexpr auto kDigitPairs = [] {
+    std::array<char, 200> t{};
+    for (int i = 0; i < 100; ++i) {
+        t[static_cast<std::size_t>(2 * i)] = static_cast<char>('0' + i / 10);
+        t[static_cast<std::size_t>(2 * i + 1)] = static_cast<char>('0' + i % 10);
+    }
+    return t;
+}();
+
+// "2026-11-26T00:33:15.630100Z" into out (kTimestampLength chars). The part up to the second is
 // cached per thread: it changes once a second.
-std::size_t format_utc(char* out, std::size_t size) {
+void format_utc(char* out) noexcept {
     using namespace std::chrono;
     struct Cache {
         std::int64_t second = -1;
-        char text[24] = {};
-        std::size_t len = 0;
+        char text[20] = {};  // "2026-11-26T00:33:15."
     };
     thread_local Cache cache;
     const auto now = system_clock::now();
@@ -38,26 +50,22 @@ std::size_t format_utc(char* out, std::size_t size) {
         const auto day = floor<days>(now);
         const year_month_day ymd{day};
         const auto secs = duration_cast<seconds>(now - day).count();
-        const int n =
-            std::snprintf(cache.text, sizeof cache.text, "%04d-%02u-%02uT%02d:%02d:%02d",
-                          static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                          static_cast<unsigned>(ymd.day()), static_cast<int>(secs / 3600),
-                          static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
-        cache.len = n > 0 ? static_cast<std::size_t>(n) : 0;
+        char text[40];
+        std::snprintf(text, sizeof text, "%04d-%02u-%02uT%02d:%02d:%02d.",
+                      static_cast<int>(ymd.year()) % 10000, static_cast<unsigned>(ymd.month()),
+                      static_cast<unsigned>(ymd.day()), static_cast<int>(secs / 3600),
+                      static_cast<int>(secs / 60 % 60), static_cast<int>(secs % 60));
+        std::memcpy(cache.text, text, sizeof cache.text);
         cache.second = second;
     }
-    if (size < cache.len + 9) return 0;
-    std::memcpy(out, cache.text, cache.len);
-    std::size_t pos = cache.len;
-    out[pos++] = '.';
-    auto frac = static_cast<int>(micros % 1000000);
-    for (int i = 5; i >= 0; --i) {
-        out[pos + static_cast<std::size_t>(i)] = static_cast<char>('0' + frac % 10);
-        frac /= 10;
-    }
-    pos += 6;
-    out[pos++] = 'Z';
-    return pos;
+    std::memcpy(out, cache.text, sizeof cache.text);
+    auto frac = static_cast<std::uint32_t>(micros - second * 1000000);
+    if (micros < 0) frac = 0;  // before 1970: not a clock this service runs on
+    char* p = out + sizeof cache.text;
+    std::memcpy(p, &kDigitPairs[2 * (frac / 10000)], 2);
+    std::memcpy(p + 2, &kDigitPairs[2 * (frac / 100 % 100)], 2);
+    std::memcpy(p + 4, &kDigitPairs[2 * (frac % 100)], 2);
+    p[6] = 'Z';
 }
 
 bool needs_quotes(std::string_view v) noexcept {
@@ -151,9 +159,12 @@ std::size_t format_fixed3(char* out, double value) noexcept {
         return n > 0 ? std::min(static_cast<std::size_t>(n), kFixed3Capacity - 1) : 0;
     }
     // Three decimals by integer arithmetic: printf's floating-point path is slow for a hot log.
+    // Rounded half away from zero, as std::llround (without the library call): below 2^52 the
+    // fraction y - trunc(y) is exact; above, y is already whole.
     const bool negative = value < 0;
-    const auto thousandths =
-        static_cast<std::int64_t>(std::llround((negative ? -value : value) * 1000.0));
+    const double y = (negative ? -value : value) * 1000.0;
+    auto thousandths = static_cast<std::int64_t>(y);
+    if (y - static_cast<double>(thousandths) >= 0.5) ++thousandths;
     std::size_t len = 0;
     if (negative && thousandths != 0) out[len++] = '-';
     auto [end, ec] = std::to_chars(out + len, out + kFixed3Capacity, thousandths / 1000);
@@ -197,6 +208,14 @@ Logger::~Logger() {
     writer_.join();
 }
 
+void Logger::PendingLock::lock() noexcept {
+    for (int spins = 0; locked_.exchange(true, std::memory_order_acquire);) {
+        while (locked_.load(std::memory_order_relaxed)) {
+            if (++spins > 64) std::this_thread::yield();  // the holder may have been preempted
+        }
+    }
+}
+
 void Logger::run_writer() {
     std::string batch;
     batch.reserve(kWakeBytes);
@@ -204,7 +223,11 @@ void Logger::run_writer() {
     for (;;) {
         wake_.wait_for(lock, kWriteInterval, [this] { return stop_ || urgent_; });
         urgent_ = false;
-        batch.swap(pending_);
+        {
+            std::lock_guard pending(pending_lock_);
+            batch.swap(pending_);
+            full_signalled_ = false;
+        }
         const std::uint64_t taken = ++batches_taken_;
         const bool stopping = stop_;
         lock.unlock();
@@ -213,7 +236,10 @@ void Logger::run_writer() {
         lock.lock();
         batches_emitted_ = taken;
         emitted_.notify_all();
-        if (stopping && pending_.empty()) return;
+        if (stopping) {
+            std::lock_guard pending(pending_lock_);
+            if (pending_.empty()) return;
+        }
     }
 }
 
@@ -233,11 +259,6 @@ void Logger::emit(const std::string& batch) {
         start = end + 1;
     }
     sink_->flush();
-}
-
-bool Logger::enabled(spdlog::level::level_enum level) const noexcept {
-    return static_cast<int>(level) >= level_.load(std::memory_order_relaxed) &&
-           level != spdlog::level::off;
 }
 
 void Logger::append_ids(LogLine& line, const Context& ctx, bool origin) const {
@@ -290,39 +311,71 @@ void Logger::write(spdlog::level::level_enum level, const LogLine& line) {
     write_text(level, line.text());
 }
 
-void Logger::write_text(spdlog::level::level_enum level, std::string_view text) {
-    if (!enabled(level)) return;
-    char ts[40];
-    const std::size_t ts_len = format_utc(ts, sizeof ts);
-    const auto level_name = spdlog::level::to_string_view(level);
-    const bool urgent = level >= spdlog::level::warn;
-    bool wake = urgent;
+std::size_t Logger::line_start(spdlog::level::level_enum level, char* out) const noexcept {
+    const auto name = spdlog::level::to_string_view(level);
+    const std::size_t name_len = std::min<std::size_t>(name.size(), 16);
+    char* p = out;
+    if (format_ == LogFormat::json) {
+        std::memcpy(p, R"({"ts":")", 7);
+        p += 7;
+        format_utc(p);
+        p += kTimestampLength;
+        std::memcpy(p, R"(","level":")", 11);
+        p += 11;
+        std::memcpy(p, name.data(), name_len);
+        p += name_len;
+        std::memcpy(p, "\",", 2);
+        p += 2;
+    } else {
+        format_utc(p);
+        p += kTimestampLength;
+        *p++ = ' ';
+        std::memcpy(p, name.data(), name_len);
+        p += name_len;
+        *p++ = ' ';
+    }
+    return static_cast<std::size_t>(p - out);
+}
+static_assert(7 + kTimestampLength + 11 + 16 + 2 <= Logger::kLineStartCapacity);
+
+void Logger::write_line(spdlog::level::level_enum level, std::string_view line) {
+    bool wake = level >= spdlog::level::warn;  // at once; info lines wait for the batch
     {
-        std::lock_guard lock(mutex_);
+        std::lock_guard pending(pending_lock_);
         if (pending_.size() > kMaxPending) return;  // the sink cannot keep up: shed, never block
-        if (format_ == LogFormat::json) {
-            pending_ += R"({"ts":")";
-            pending_.append(ts, ts_len);
-            pending_ += R"(","level":")";
-            pending_.append(level_name.data(), level_name.size());
-            pending_ += "\",";
-            pending_ += text;
-            pending_ += "}\n";
-        } else {
-            pending_.append(ts, ts_len);
-            pending_ += ' ';
-            pending_.append(level_name.data(), level_name.size());
-            pending_ += ' ';
-            pending_ += text;
-            pending_ += '\n';
-        }
-        if (urgent) urgent_ = true;
-        if (pending_.size() >= kWakeBytes && !urgent_) {
-            urgent_ = true;
+        pending_.append(line);
+        if (pending_.size() >= kWakeBytes && !full_signalled_) {
+            full_signalled_ = true;
             wake = true;
         }
     }
-    if (wake) wake_.notify_one();
+    if (wake) {
+        {
+            std::lock_guard lock(mutex_);
+            urgent_ = true;
+        }
+        wake_.notify_one();
+    }
+}
+
+void Logger::write_text(spdlog::level::level_enum level, std::string_view text) {
+    if (!enabled(level)) return;
+    std::array<char, 1024> stack;
+    const std::string_view end = line_end();
+    if (kLineStartCapacity + text.size() + end.size() <= stack.size()) {
+        std::size_t len = line_start(level, stack.data());
+        std::memcpy(stack.data() + len, text.data(), text.size());
+        len += text.size();
+        std::memcpy(stack.data() + len, end.data(), end.size());
+        write_line(level, std::string_view(stack.data(), len + end.size()));
+        return;
+    }
+    std::string line;
+    line.resize(kLineStartCapacity);
+    line.resize(line_start(level, line.data()));
+    line += text;
+    line += end;
+    write_line(level, line);
 }
 
 void Logger::sync() {

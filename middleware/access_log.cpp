@@ -1,57 +1,129 @@
 #include "middleware/access_log.hpp"
 
 #include <array>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "handlers/fixed_text.hpp"
 
 namespace reqctx {
 namespace {
 
-void put_quoted(FixedText& out, std::string_view key, std::string_view value) {
-    out.put(key);
-    out.put("\"");
-    out.put(value);
-    out.put("\"");
+#if !defined(__SSE2__)
+// "00".."ff": a byte's two hex digits with one load.
+constexpr auto kHexPairs = [] {
+    constexpr char kHex[] = "0123456789abcdef";
+    std::array<char, 512> t{};
+    for (std::size_t i = 0; i < 256; ++i) {
+        t[2 * i] = kHex[i >> 4];
+        t[2 * i + 1] = kHex[i & 0xf];
+    }
+    return t;
+}();
+#endif
+
+// Lower-case hex of 8 bytes into 16 chars.
+inline void hex8(const std::uint8_t* in, char* out) noexcept {
+#if defined(__SSE2__)
+    // Nibbles interleaved high-then-low, then '0' + n, plus 39 more for 'a'..'f'.
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in));
+    const __m128i low_mask = _mm_set1_epi8(0x0f);
+    const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_mask);
+    const __m128i low = _mm_and_si128(bytes, low_mask);
+    const __m128i nibbles = _mm_unpacklo_epi8(high, low);
+    const __m128i letters =
+        _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+    const __m128i text = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), text);
+#else
+    for (std::size_t i = 0; i < 8; ++i) std::memcpy(out + 2 * i, &kHexPairs[2 * in[i]], 2);
+#endif
 }
+
+// Appending to a buffer the caller sized for the whole line (no checks here).
+template <std::size_t N>
+inline void put(char*& p, const char (&literal)[N]) noexcept {
+    std::memcpy(p, literal, N - 1);
+    p += N - 1;
+}
+inline void put(char*& p, std::string_view s) noexcept {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+}
+template <std::size_t N>
+inline void put_hex(char*& p, const std::array<std::uint8_t, N>& bytes) noexcept {
+    static_assert(N % 8 == 0);
+    for (std::size_t i = 0; i < N; i += 8) hex8(bytes.data() + i, p + 2 * i);
+    p += 2 * N;
+}
+inline void put_number(char*& p, std::uint64_t value) noexcept {
+    if (value >= 100 && value <= 999) {  // a status, most byte counts
+        p[0] = static_cast<char>('0' + value / 100);
+        p[1] = static_cast<char>('0' + value / 10 % 10);
+        p[2] = static_cast<char>('0' + value % 10);
+        p += 3;
+        return;
+    }
+    p = std::to_chars(p, p + 20, value).ptr;
+}
+
+// The longest line the stack path formats: start, literals, hex IDs, numbers, then the strings.
+constexpr std::size_t kFixedPart =
+    Logger::kLineStartCapacity + 200 + 48 + 20 + 20 + kFixed3Capacity;
 
 }  // namespace
 
 void AccessLog::write(const Exchange& e) {
     if (!logger_->enabled(spdlog::level::info)) return;
-    if (logger_->format() == LogFormat::json && json_safe(e.method) && json_safe(e.route) &&
-        json_safe(e.cancel_reason) && std::isfinite(e.duration_s)) {
-        // The common case, formatted on the stack. Request IDs are validated, IDs are hex, and
-        // the other strings were just checked: nothing needs escaping.
-        std::array<char, 1024> storage;
-        FixedText out(storage);
-        out.put(R"("msg":"request")");
-        if (e.request_id != nullptr) put_quoted(out, R"(,"request_id":)", e.request_id->value);
+    const std::size_t variable = (e.request_id ? e.request_id->value.size() : 0) + e.method.size() +
+                                 e.route.size() + e.cancel_reason.size();
+    if (logger_->format() == LogFormat::json && kFixedPart + variable <= 1024 &&
+        json_safe(e.method) && json_safe(e.route) && json_safe(e.cancel_reason) &&
+        std::isfinite(e.duration_s)) {
+        // The common case: the whole line formatted on the stack, queued with one copy. Request
+        // IDs are validated, IDs are hex, and the other strings were just checked: nothing
+        // needs escaping.
+        char storage[1024];
+        char* p = storage + logger_->line_start(spdlog::level::info, storage);
+        put(p, R"("msg":"request")");
+        if (e.request_id != nullptr) {
+            put(p, R"(,"request_id":")");
+            put(p, e.request_id->value);
+            *p++ = '"';
+        }
         if (e.trace != nullptr) {
-            out.put(R"(,"trace_id":")");
-            out.put_hex(e.trace->trace_id);
-            out.put(R"(","span_id":")");
-            out.put_hex(e.trace->span_id);
-            out.put("\"");
+            put(p, R"(,"trace_id":")");
+            put_hex(p, e.trace->trace_id);
+            put(p, R"(","span_id":")");
+            put_hex(p, e.trace->span_id);
+            *p++ = '"';
         }
-        put_quoted(out, R"(,"method":)", e.method);
-        put_quoted(out, R"(,"route":)", e.route);
-        out.put(R"(,"status":)");
-        out.put_number(e.status);
-        out.put(R"(,"duration_ms":)");
-        char millis[kFixed3Capacity];
-        out.put(std::string_view(millis, format_fixed3(millis, e.duration_s * 1000.0)));
-        out.put(R"(,"bytes":)");
-        out.put_number(static_cast<std::int64_t>(e.bytes));
+        put(p, R"(,"method":")");
+        put(p, e.method);
+        put(p, R"(","route":")");
+        put(p, e.route);
+        put(p, R"(","status":)");
+        put_number(p, e.status);
+        put(p, R"(,"duration_ms":)");
+        p += format_fixed3(p, e.duration_s * 1000.0);
+        put(p, R"(,"bytes":)");
+        put_number(p, e.bytes);
         if (e.cancel_reason.empty()) {
-            out.put(R"(,"cancel_reason":null)");
+            put(p, R"(,"cancel_reason":null})"
+                   "\n");
         } else {
-            put_quoted(out, R"(,"cancel_reason":)", e.cancel_reason);
+            put(p, R"(,"cancel_reason":")");
+            put(p, e.cancel_reason);
+            put(p, "\"}\n");
         }
-        if (!out.overflow()) {
-            logger_->write_text(spdlog::level::info, out.text());
-            return;
-        }
+        logger_->write_line(spdlog::level::info,
+                            std::string_view(storage, static_cast<std::size_t>(p - storage)));
+        return;
     }
 
     // Any other case (logfmt, a value that needs escaping, a line too long for the buffer).
