@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <random>
 #include <unordered_set>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 namespace reqctx {
 namespace {
@@ -25,27 +30,38 @@ std::string_view trim_ows(std::string_view s) noexcept {
     return s;
 }
 
-// Lower-case hex only: the spec's HEXDIGLC.
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-}
+// Lower-case hex only (the spec's HEXDIGLC): a digit's value, or 0xff for any other byte.
+// Tables rather than range tests: parsing and printing IDs is on every request's path.
+constexpr std::array<std::uint8_t, 256> kHexValue = [] {
+    std::array<std::uint8_t, 256> t{};
+    for (auto& v : t) v = 0xff;
+    for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<std::uint8_t>(c - '0');
+    for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<std::uint8_t>(c - 'a' + 10);
+    return t;
+}();
 
-// Decodes exactly out.size()*2 lower-case hex characters.
+// Each byte's two lower-case hex digits.
+constexpr std::array<std::array<char, 2>, 256> kHexPair = [] {
+    std::array<std::array<char, 2>, 256> t{};
+    for (std::size_t b = 0; b < t.size(); ++b) t[b] = {kHexDigits[b >> 4], kHexDigits[b & 0x0f]};
+    return t;
+}();
+
+// Decodes out.size()*2 lower-case hex characters starting at `text` (the caller checked the
+// length).
 template <std::size_t N>
-bool decode_hex(std::string_view text, std::array<std::uint8_t, N>& out) noexcept {
-    if (text.size() != 2 * N) return false;
+bool decode_hex(const char* text, std::array<std::uint8_t, N>& out) noexcept {
+    unsigned bad = 0;  // any 0xff digit sets the high bits: one test at the end
     for (std::size_t i = 0; i < N; ++i) {
-        const int hi = hex_value(text[2 * i]);
-        const int lo = hex_value(text[2 * i + 1]);
-        if (hi < 0 || lo < 0) return false;
-        out[i] = static_cast<std::uint8_t>(hi * 16 + lo);
+        const unsigned hi = kHexValue[static_cast<unsigned char>(text[2 * i])];
+        const unsigned lo = kHexValue[static_cast<unsigned char>(text[2 * i + 1])];
+        bad |= hi | lo;
+        out[i] = static_cast<std::uint8_t>((hi << 4) | lo);
     }
-    return true;
+    return bad < 16;
 }
 
-bool decode_byte(std::string_view text, std::uint8_t& out) noexcept {
+bool decode_byte(const char* text, std::uint8_t& out) noexcept {
     std::array<std::uint8_t, 1> b{};
     if (!decode_hex(text, b)) return false;
     out = b[0];
@@ -54,7 +70,9 @@ bool decode_byte(std::string_view text, std::uint8_t& out) noexcept {
 
 template <std::size_t N>
 bool all_zero(const std::array<std::uint8_t, N>& id) noexcept {
-    return std::all_of(id.begin(), id.end(), [](std::uint8_t b) { return b == 0; });
+    std::uint8_t any = 0;  // no early exit: the compiler folds the bytes in a few wide ORs
+    for (const std::uint8_t b : id) any |= b;
+    return any == 0;
 }
 
 template <std::size_t N>
@@ -68,16 +86,16 @@ std::string hex_of(const std::array<std::uint8_t, N>& id) {
 std::optional<TraceParent> parse_traceparent_value(std::string_view v) {
     if (v.size() < kTraceparentLength) return std::nullopt;
     TraceParent tp;
-    if (!decode_byte(v.substr(0, 2), tp.version) || tp.version == 0xff) return std::nullopt;
+    // The length was checked above: every offset below is inside v.
+    const char* text = v.data();
+    if (!decode_byte(text, tp.version) || tp.version == 0xff) return std::nullopt;
     if (tp.version == 0x00 && v.size() != kTraceparentLength) return std::nullopt;
     // Higher versions: the version-00 layout is a prefix, followed by '-' or the end.
     if (v.size() > kTraceparentLength && v[kTraceparentLength] != '-') return std::nullopt;
     if (v[2] != '-' || v[35] != '-' || v[52] != '-') return std::nullopt;
-    if (!decode_hex(v.substr(3, 32), tp.trace_id) || all_zero(tp.trace_id)) return std::nullopt;
-    if (!decode_hex(v.substr(36, 16), tp.parent_id) || all_zero(tp.parent_id)) {
-        return std::nullopt;
-    }
-    if (!decode_byte(v.substr(53, 2), tp.flags)) return std::nullopt;
+    if (!decode_hex(text + 3, tp.trace_id) || all_zero(tp.trace_id)) return std::nullopt;
+    if (!decode_hex(text + 36, tp.parent_id) || all_zero(tp.parent_id)) return std::nullopt;
+    if (!decode_byte(text + 53, tp.flags)) return std::nullopt;
     return tp;
 }
 
@@ -143,11 +161,8 @@ template <std::size_t N>
 void fill_random(std::array<std::uint8_t, N>& out) {
     auto& rng = thread_rng();
     for (std::size_t i = 0; i < N; i += 8) {
-        std::uint64_t word = rng();
-        for (std::size_t j = i; j < std::min(N, i + 8); ++j) {
-            out[j] = static_cast<std::uint8_t>(word);
-            word >>= 8;
-        }
+        const std::uint64_t word = rng();
+        std::memcpy(out.data() + i, &word, std::min<std::size_t>(8, N - i));
     }
 }
 
@@ -244,17 +259,39 @@ std::string to_hex(const SpanId& id) {
 }
 
 bool is_valid_request_id(std::string_view candidate) noexcept {
+    static constexpr std::array<bool, 256> kAllowed = [] {
+        std::array<bool, 256> t{};
+        for (int c = 0; c < 256; ++c) {
+            t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                   c == '.' || c == '_' || c == ':' || c == '-';
+        }
+        return t;
+    }();
     if (candidate.empty() || candidate.size() > kMaxRequestIdLength) return false;
-    return std::all_of(candidate.begin(), candidate.end(), [](char c) {
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '.' || c == '_' || c == ':' || c == '-';
-    });
+    bool ok = true;  // no early exit: one table load and one AND per character
+    for (const char c : candidate) ok &= kAllowed[static_cast<unsigned char>(c)];
+    return ok;
 }
 
 void write_hex(std::span<const std::uint8_t> bytes, char* out) noexcept {
-    for (const std::uint8_t b : bytes) {
-        *out++ = kHexDigits[b >> 4];
-        *out++ = kHexDigits[b & 0x0f];
+    std::size_t i = 0;
+#if defined(__SSE2__)
+    // Eight bytes at a time (IDs are 8 or 16 bytes): the nibbles interleaved high-then-low,
+    // then '0' + n, plus 39 more for 'a'..'f'.
+    for (; i + 8 <= bytes.size(); i += 8) {
+        const __m128i in = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes.data() + i));
+        const __m128i low_mask = _mm_set1_epi8(0x0f);
+        const __m128i high = _mm_and_si128(_mm_srli_epi16(in, 4), low_mask);
+        const __m128i low = _mm_and_si128(in, low_mask);
+        const __m128i nibbles = _mm_unpacklo_epi8(high, low);
+        const __m128i letters =
+            _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
+        const __m128i text = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 2 * i), text);
+    }
+#endif
+    for (char* at = out + 2 * i; i < bytes.size(); ++i, at += 2) {
+        std::memcpy(at, kHexPair[bytes[i]].data(), 2);
     }
 }
 
@@ -265,12 +302,12 @@ std::string generate_request_id() {
     b[8] = static_cast<std::uint8_t>((b[8] & 0x3f) | 0x80);  // RFC 4122 variant
     // 8-4-4-4-12 hex digits written in place: one allocation, no intermediate string.
     std::string out(36, '-');
-    std::size_t pos = 0;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        if (pos == 8 || pos == 13 || pos == 18 || pos == 23) ++pos;
-        out[pos++] = kHexDigits[b[i] >> 4];
-        out[pos++] = kHexDigits[b[i] & 0x0f];
-    }
+    const std::span<const std::uint8_t> bytes(b);
+    write_hex(bytes.subspan(0, 4), out.data());
+    write_hex(bytes.subspan(4, 2), out.data() + 9);
+    write_hex(bytes.subspan(6, 2), out.data() + 14);
+    write_hex(bytes.subspan(8, 2), out.data() + 19);
+    write_hex(bytes.subspan(10, 6), out.data() + 24);
     return out;
 }
 

@@ -24,7 +24,9 @@ using Request = http::request<http::string_body>;
 // A handler sets the status, Content-Type and other fields, and the body. The server owns the
 // framing (Content-Length, Connection, HTTP version) and adds Date, X-Request-ID and X-Trace-ID
 // as it writes the response; handlers set none of these (Content-Length and Connection set here
-// are ignored).
+// are ignored). Bodies are JSON unless said otherwise: a response with a body and no
+// Content-Type field is sent with Content-Type: application/json (one field allocation fewer
+// on the hottest routes).
 using Response = http::response<http::string_body>;
 
 // Path parameters bound by the router, e.g. {"key", "user:42"} for /v1/cache/{key}; values are

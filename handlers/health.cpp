@@ -12,8 +12,8 @@ namespace {
 constexpr auto kReadyzBound = std::chrono::milliseconds(500);
 
 net::awaitable<Response> serve_healthz(Context, const Request& req, const RouteParams&) {
+    // No Content-Type field: the server writes application/json (handlers/handler.hpp).
     Response res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "application/json");
     res.body() = R"({"status":"ok"})";
     co_return res;
 }

@@ -1,10 +1,14 @@
 #include "handlers/whoami.hpp"
 
 #include <array>
+#include <charconv>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 
 #include <boost/beast/http/field.hpp>
 #include <nlohmann/json.hpp>
@@ -42,11 +46,36 @@ std::string escaped_whoami_body(const RequestId* id, const TraceContext* trace, 
 }
 
 net::awaitable<Response> serve_whoami(Context ctx, const Request& req, const RouteParams&) {
+    // No Content-Type field: the server writes application/json (handlers/handler.hpp).
     Response res{http::status::ok, req.version()};
-    res.set(http::field::content_type, "application/json");
     res.body() = whoami_body(ctx, Clock::now());
     co_return res;
 }
+
+// Appends without bounds checks: the caller has bounded the total length.
+class Cursor {
+public:
+    explicit Cursor(char* at) noexcept : at_(at) {}
+    void put(std::string_view s) noexcept {
+        std::memcpy(at_, s.data(), s.size());
+        at_ += s.size();
+    }
+    void put_hex(std::span<const std::uint8_t> bytes) noexcept {
+        write_hex(bytes, at_);
+        at_ += 2 * bytes.size();
+    }
+    char* at() const noexcept { return at_; }
+
+private:
+    char* at_;
+};
+
+// Request IDs are at most 128 characters and user IDs 64 (validated on the way in); longer
+// values (put on a context by other code) take the general path.
+constexpr std::size_t kMaxFastId = 128;
+constexpr std::size_t kMaxFastUser = 64;
+// Everything else in the fast body: names and punctuation, three hex IDs, a 20-digit number.
+constexpr std::size_t kFastBodyCapacity = kMaxFastId + kMaxFastUser + 256;
 
 }  // namespace
 
@@ -56,53 +85,54 @@ std::string whoami_body(const Context& ctx, Clock::time_point now) {
     const RequestId* id = ctx.value(kRequestIdKey);
     const TraceContext* trace = ctx.value(kTraceKey);
     const User* user = ctx.value(kUserKey);
-    if ((id != nullptr && !json_safe(id->value)) || (user != nullptr && !json_safe(user->id))) {
-        return escaped_whoami_body(id, trace, user, ctx.deadline(), now);
+    const auto deadline = ctx.deadline();
+    if ((id != nullptr && (id->value.size() > kMaxFastId || !json_safe(id->value))) ||
+        (user != nullptr && (user->id.size() > kMaxFastUser || !json_safe(user->id)))) {
+        return escaped_whoami_body(id, trace, user, deadline, now);
     }
-    std::array<char, 512> storage;
-    FixedText out(storage);
-    out.put(R"({"request_id":)");
+    using namespace std::string_view_literals;
+    std::string body(kFastBodyCapacity, '\0');
+    Cursor out(body.data());
     if (id != nullptr) {
-        out.put("\"");
+        out.put(R"({"request_id":")"sv);
         out.put(id->value);
-        out.put("\"");
+        out.put(R"(","trace_id":)"sv);
     } else {
-        out.put("null");
+        out.put(R"({"request_id":null,"trace_id":)"sv);
     }
-    out.put(R"(,"trace_id":)");
     if (trace != nullptr) {
-        out.put("\"");
+        out.put("\""sv);
         out.put_hex(trace->trace_id);
-        out.put(R"(","span_id":")");
+        out.put(R"(","span_id":")"sv);
         out.put_hex(trace->span_id);
-        out.put(R"(","parent_span_id":)");
         if (trace->parent_span_id) {
-            out.put("\"");
+            out.put(R"(","parent_span_id":")"sv);
             out.put_hex(*trace->parent_span_id);
-            out.put("\"");
+            out.put(R"(","user":)"sv);
         } else {
-            out.put("null");
+            out.put(R"(","parent_span_id":null,"user":)"sv);
         }
     } else {
-        out.put(R"(null,"span_id":null,"parent_span_id":null)");
+        out.put(R"(null,"span_id":null,"parent_span_id":null,"user":)"sv);
     }
-    out.put(R"(,"user":)");
     if (user != nullptr) {
-        out.put(R"({"id":")");
+        out.put(R"({"id":")"sv);
         out.put(user->id);
-        out.put("\"}");
+        out.put(R"("},"deadline_remaining_ms":)"sv);
     } else {
-        out.put("null");
+        out.put(R"(null,"deadline_remaining_ms":)"sv);
     }
-    out.put(R"(,"deadline_remaining_ms":)");
-    if (auto deadline = ctx.deadline()) {
-        out.put_number(remaining_ms(*deadline, now));
+    if (deadline) {
+        auto [end, ec] =
+            std::to_chars(out.at(), body.data() + body.size(), remaining_ms(*deadline, now));
+        (void)ec;
+        out = Cursor(end);
     } else {
-        out.put("null");
+        out.put("null"sv);
     }
-    out.put("}");
-    if (out.overflow()) return escaped_whoami_body(id, trace, user, ctx.deadline(), now);
-    return std::string(out.text());
+    out.put("}"sv);
+    body.resize(static_cast<std::size_t>(out.at() - body.data()));
+    return body;
 }
 
 Handler make_whoami_handler() {

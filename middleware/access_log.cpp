@@ -5,45 +5,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
 
 #include "handlers/fixed_text.hpp"
 
 namespace reqctx {
 namespace {
-
-#if !defined(__SSE2__)
-// "00".."ff": a byte's two hex digits with one load.
-constexpr auto kHexPairs = [] {
-    constexpr char kHex[] = "0123456789abcdef";
-    std::array<char, 512> t{};
-    for (std::size_t i = 0; i < 256; ++i) {
-        t[2 * i] = kHex[i >> 4];
-        t[2 * i + 1] = kHex[i & 0xf];
-    }
-    return t;
-}();
-#endif
-
-// Lower-case hex of 8 bytes into 16 chars.
-inline void hex8(const std::uint8_t* in, char* out) noexcept {
-#if defined(__SSE2__)
-    // Nibbles interleaved high-then-low, then '0' + n, plus 39 more for 'a'..'f'.
-    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(in));
-    const __m128i low_mask = _mm_set1_epi8(0x0f);
-    const __m128i high = _mm_and_si128(_mm_srli_epi16(bytes, 4), low_mask);
-    const __m128i low = _mm_and_si128(bytes, low_mask);
-    const __m128i nibbles = _mm_unpacklo_epi8(high, low);
-    const __m128i letters =
-        _mm_and_si128(_mm_cmpgt_epi8(nibbles, _mm_set1_epi8(9)), _mm_set1_epi8('a' - '0' - 10));
-    const __m128i text = _mm_add_epi8(_mm_add_epi8(nibbles, _mm_set1_epi8('0')), letters);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), text);
-#else
-    for (std::size_t i = 0; i < 8; ++i) std::memcpy(out + 2 * i, &kHexPairs[2 * in[i]], 2);
-#endif
-}
 
 // Appending to a buffer the caller sized for the whole line (no checks here).
 template <std::size_t N>
@@ -57,8 +23,7 @@ inline void put(char*& p, std::string_view s) noexcept {
 }
 template <std::size_t N>
 inline void put_hex(char*& p, const std::array<std::uint8_t, N>& bytes) noexcept {
-    static_assert(N % 8 == 0);
-    for (std::size_t i = 0; i < N; i += 8) hex8(bytes.data() + i, p + 2 * i);
+    write_hex(bytes, p);
     p += 2 * N;
 }
 inline void put_number(char*& p, std::uint64_t value) noexcept {

@@ -23,7 +23,13 @@ std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view te
 std::optional<std::chrono::milliseconds> resolve_request_timeout(
     const boost::beast::http::fields& headers, std::chrono::milliseconds default_timeout,
     std::chrono::milliseconds cap) {
-    const FieldValues found = find_field_values(headers, "X-Request-Timeout-Ms");
+    return resolve_request_timeout(find_field_values(headers, "X-Request-Timeout-Ms"),
+                                   default_timeout, cap);
+}
+
+std::optional<std::chrono::milliseconds> resolve_request_timeout(
+    const FieldValues& found, std::chrono::milliseconds default_timeout,
+    std::chrono::milliseconds cap) {
     if (found.count == 0) return default_timeout;
     if (found.count > 1) return std::nullopt;
     return parse_timeout_value(found.first, cap);

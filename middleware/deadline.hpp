@@ -10,6 +10,8 @@
 
 #include <boost/beast/http/fields.hpp>
 
+#include "middleware/field_lookup.hpp"
+
 namespace reqctx {
 
 std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view text,
@@ -17,6 +19,10 @@ std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view te
 
 std::optional<std::chrono::milliseconds> resolve_request_timeout(
     const boost::beast::http::fields& headers, std::chrono::milliseconds default_timeout,
+    std::chrono::milliseconds cap);
+// The same from the X-Request-Timeout-Ms lines found by scan_known_fields.
+std::optional<std::chrono::milliseconds> resolve_request_timeout(
+    const FieldValues& request_timeout, std::chrono::milliseconds default_timeout,
     std::chrono::milliseconds cap);
 
 }  // namespace reqctx

@@ -16,6 +16,48 @@ bool field_name_equals(std::string_view a, std::string_view b) noexcept {
     return true;
 }
 
+namespace {
+
+void add(FieldValues& found, std::string_view value) noexcept {
+    if (found.count++ == 0) found.first = value;
+}
+
+}  // namespace
+
+KnownFields scan_known_fields(const boost::beast::http::fields& headers) {
+    using namespace std::string_view_literals;
+    KnownFields known;
+    for (const auto& field : headers) {
+        const auto n = field.name_string();
+        const std::string_view name(n.data(), n.size());
+        const auto v = field.value();
+        const std::string_view value(v.data(), v.size());
+        // The length picks the one candidate name worth comparing.
+        switch (name.size()) {
+            case 12:
+                if (field_name_equals(name, "X-Request-ID"sv)) add(known.request_id, value);
+                break;
+            case 9:
+                if (field_name_equals(name, "X-User-ID"sv)) add(known.user_id, value);
+                break;
+            case 20:
+                if (field_name_equals(name, "X-Request-Timeout-Ms"sv)) {
+                    add(known.request_timeout, value);
+                }
+                break;
+            case 11:
+                if (field_name_equals(name, "traceparent"sv)) known.traceparent.push_back(value);
+                break;
+            case 10:
+                if (field_name_equals(name, "tracestate"sv)) known.tracestate.push_back(value);
+                break;
+            default:
+                break;
+        }
+    }
+    return known;
+}
+
 FieldValues find_field_values(const boost::beast::http::fields& headers, std::string_view name) {
     FieldValues found;
     for_each_field_value(headers, name, [&found](std::string_view value) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include <boost/beast/http/fields.hpp>
+#include <boost/container/small_vector.hpp>
 
 namespace reqctx {
 
@@ -15,6 +16,20 @@ struct FieldValues {
     std::size_t count = 0;  // how many fields carry the name
     std::string_view first;
 };
+
+// Every line of a field, in the order received (requests carry one or two; more spill to the
+// heap).
+using FieldLines = boost::container::small_vector<std::string_view, 4>;
+
+// The fields the middleware reads, found in one pass over the request's header.
+struct KnownFields {
+    FieldValues request_id;       // X-Request-ID
+    FieldValues user_id;          // X-User-ID
+    FieldValues request_timeout;  // X-Request-Timeout-Ms
+    FieldLines traceparent;
+    FieldLines tracestate;
+};
+KnownFields scan_known_fields(const boost::beast::http::fields& headers);
 
 // `name` is compared ASCII case-insensitively, as field names are.
 FieldValues find_field_values(const boost::beast::http::fields& headers, std::string_view name);

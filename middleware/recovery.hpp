@@ -1,17 +1,18 @@
 #pragma once
 
-// Recovery middleware step: runs the handler; an exception escaping it (a bug) becomes
-// 500 internal, logged once with the request and trace IDs. Suspends while the handler does;
-// the caller co_awaits directly and owns handler, req and params for the call.
+// Recovery middleware step: an exception escaping a handler (a bug) becomes 500 internal,
+// logged once with the request and trace IDs, and the server keeps serving. The server catches
+// around its own co_await of the handler (no coroutine frame of ours per request) and hands the
+// exception here.
 
-#include <boost/asio/awaitable.hpp>
+#include <exception>
 
 #include "handlers/handler.hpp"
 #include "handlers/log.hpp"
 
 namespace reqctx {
 
-net::awaitable<Response> call_with_recovery(const Handler& handler, Context ctx, const Request& req,
-                                            const RouteParams& params, Logger& logger);
+Response recover(const Context& ctx, const Request& req, std::exception_ptr failure,
+                 Logger& logger);
 
 }  // namespace reqctx

@@ -5,7 +5,10 @@
 namespace reqctx {
 
 RequestId resolve_request_id(const boost::beast::http::fields& headers) {
-    const FieldValues found = find_field_values(headers, "X-Request-ID");
+    return resolve_request_id(find_field_values(headers, "X-Request-ID"));
+}
+
+RequestId resolve_request_id(const FieldValues& found) {
     if (found.count == 1 && is_valid_request_id(found.first)) {
         return RequestId{std::string(found.first)};
     }

@@ -7,9 +7,12 @@
 #include <boost/beast/http/fields.hpp>
 
 #include "clients/propagation.hpp"
+#include "middleware/field_lookup.hpp"
 
 namespace reqctx {
 
 RequestId resolve_request_id(const boost::beast::http::fields& headers);
+// The same from the X-Request-ID lines found by scan_known_fields.
+RequestId resolve_request_id(const FieldValues& request_id);
 
 }  // namespace reqctx

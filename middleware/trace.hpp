@@ -7,9 +7,12 @@
 #include <boost/beast/http/fields.hpp>
 
 #include "clients/propagation.hpp"
+#include "middleware/field_lookup.hpp"
 
 namespace reqctx {
 
 TraceContext resolve_trace(const boost::beast::http::fields& headers);
+// The same from the lines found by scan_known_fields.
+TraceContext resolve_trace(const FieldLines& traceparent, const FieldLines& tracestate);
 
 }  // namespace reqctx

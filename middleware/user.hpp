@@ -10,6 +10,7 @@
 #include <boost/beast/http/fields.hpp>
 
 #include "handlers/handler.hpp"
+#include "middleware/field_lookup.hpp"
 
 namespace reqctx {
 
@@ -21,5 +22,7 @@ struct UserResolution {
 };
 
 UserResolution resolve_user(const boost::beast::http::fields& headers);
+// The same from the X-User-ID lines found by scan_known_fields.
+UserResolution resolve_user(const FieldValues& user_id);
 
 }  // namespace reqctx

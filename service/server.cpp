@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstring>
 #include <ctime>
 #include <exception>
 #include <list>
@@ -58,9 +59,19 @@ constexpr Clock::time_point kNever = Clock::time_point::max();
 enum class Phase { idle, reading, handling, writing };
 
 struct Worker {
+    // Touched only on this worker's thread.
+    std::list<struct Session*> sessions;
+    // Sessions whose handler was entered since the last monitor check (Session::monitor_soon):
+    // one posted check per event-loop turn serves them all. A destroyed session nulls its slot.
+    std::vector<struct Session*> entered;
+    bool check_posted = false;
+    // Last: destroyed first, so that sessions its pending handlers still own can reach the
+    // members above as they go.
     net::io_context ioc{1};
-    std::list<struct Session*> sessions;  // touched only on this worker's thread
 };
+
+constexpr std::size_t kNotEntered = static_cast<std::size_t>(-1);
+void start_entered_monitors(Worker* w);
 
 // One connection. Owned by its coroutine and by its pending timer/monitor handlers.
 struct Session : std::enable_shared_from_this<Session> {
@@ -78,15 +89,18 @@ struct Session : std::enable_shared_from_this<Session> {
     Clock::time_point deadline = kNever;
     Clock::time_point armed = kNever;
     Phase phase = Phase::idle;
-    std::string head;  // the serialized status line and fields of the response being written
+    // The serialized status line and fields of the response being written: in head_buffer when
+    // they fit (nearly always), else in head.
+    std::array<char, 1024> head_buffer;
+    std::string head;
     bool timed_out = false;
     bool closed = false;
     // The read kept pending while a handler runs (client-disconnect detection).
     bool monitor_pending = false;
     bool peer_gone = false;
     CancelHandle* monitor_target = nullptr;
-    std::uint64_t request_seq = 0;            // identifies the request being handled
-    CancelHandle* handling_target = nullptr;  // that request's cancel handle, while handling
+    CancelHandle* handling_target = nullptr;  // the request's cancel handle, while handling
+    std::size_t entered_slot = kNotEntered;   // index in worker->entered while listed there
     std::list<Session*>::iterator self;
 
     void close() {
@@ -121,18 +135,33 @@ struct Session : std::enable_shared_from_this<Session> {
         if (deadline != kNever) set_deadline(deadline);
     }
 
+    ~Session() {
+        if (entered_slot != kNotEntered) worker->entered[entered_slot] = nullptr;
+    }
+
     // The monitor starts one event-loop turn after the handler was entered: a handler that
     // completes without suspending (most of /healthz, /v1/whoami) never needs it, and saves a
     // recv syscall and a cancellation. One that waits is watched from its first suspension.
+    // The turn is marked by one post per worker, not one per request.
     void monitor_soon(CancelHandle* target) {
-        const std::uint64_t seq = ++request_seq;
         handling_target = target;
-        net::post(socket.get_executor(), [self = shared_from_this(), seq] {
-            if (self->phase == Phase::handling && self->request_seq == seq && !self->closed &&
-                !self->monitor_pending && self->buffer.size() == 0) {
-                self->start_monitor(self->handling_target);
-            }
-        });
+        if (entered_slot == kNotEntered) {
+            entered_slot = worker->entered.size();
+            worker->entered.push_back(this);
+        }
+        if (!worker->check_posted) {
+            worker->check_posted = true;
+            net::post(worker->ioc, [w = worker] { start_entered_monitors(w); });
+        }
+    }
+
+    // Called by the turn's check: still in the handler that was entered, so it waits.
+    void monitor_if_still_handling() {
+        entered_slot = kNotEntered;
+        if (phase == Phase::handling && handling_target != nullptr && !closed && !monitor_pending &&
+            buffer.size() == 0) {
+            start_monitor(handling_target);
+        }
     }
 
     void start_monitor(CancelHandle* target) {
@@ -159,7 +188,6 @@ struct Session : std::enable_shared_from_this<Session> {
 
     // After the handler: the monitor read is cancelled (its completion is queued, not run).
     void stop_monitor() {
-        ++request_seq;
         handling_target = nullptr;
         monitor_target = nullptr;
         if (!monitor_pending) return;
@@ -176,6 +204,16 @@ struct Session : std::enable_shared_from_this<Session> {
         }
     }
 };
+
+void start_entered_monitors(Worker* w) {
+    w->check_posted = false;
+    // start_monitor only initiates a read (its handler never runs inline), so the list cannot
+    // change while it is walked.
+    for (Session* s : w->entered) {
+        if (s != nullptr) s->monitor_if_still_handling();
+    }
+    w->entered.clear();
+}
 
 // Feeds the buffered bytes to the parser: need_more until the whole header is there (the
 // parser, not eager, stops after the header).
@@ -224,6 +262,27 @@ bool has_no_body(unsigned status) {
     return status < 200 || status == 204 || status == 304;
 }
 
+// What start_write left: nothing (done), a failure, or bytes for finish_write.
+struct WriteStart {
+    bool failed = false;
+    std::array<net::const_buffer, 2> rest{};
+    bool done() const noexcept { return failed || rest[0].size() + rest[1].size() == 0; }
+};
+
+// Sinks for serialize_head: the session's buffer, unchecked once head_bound said it fits, or a
+// std::string for the rare head that does not.
+struct UncheckedText {
+    char* at;
+    void put(std::string_view text) noexcept {
+        std::memcpy(at, text.data(), text.size());
+        at += text.size();
+    }
+};
+struct StringText {
+    std::string& out;
+    void put(std::string_view text) { out.append(text.data(), text.size()); }
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -259,7 +318,8 @@ struct Server::Impl {
     net::awaitable<void> session(Worker* w, std::shared_ptr<Session> s, Context root);
     net::awaitable<void> supervise(CancelHandle cancel_root, BackgroundStop stop_background,
                                    Context background_ctx);
-    net::awaitable<bool> write_response(Session& s, const Response& res, ResponseFrame frame);
+    WriteStart start_write(Session& s, const Response& res, const ResponseFrame& frame);
+    net::awaitable<bool> finish_write(Session& s, WriteStart started);
     net::awaitable<void> linger_close(Session& s);
     void finish(const Exchange& e) {
         access_log.write(e);
@@ -306,75 +366,107 @@ static std::string_view http_date() {
 // The status line and header block of res. The server owns the framing (Connection,
 // Content-Length) and the ID headers, so they are written here rather than set as fields:
 // Beast stores each field in its own allocation, and its generic serializer costs more than the
-// whole middleware chain for small responses; this is one pass into a reused buffer.
-static void serialize_head(const Response& res, const ResponseFrame& frame, std::string& out) {
-    using namespace std::string_view_literals;  // appends of known length: no strlen
-    out.clear();
-    out += frame.version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv;
+// whole middleware chain for small responses; this is one pass into the session's buffer.
+template <class Text>
+static void serialize_head(const Response& res, const ResponseFrame& frame, Text& out) {
+    using namespace std::string_view_literals;
+    out.put(frame.version == 10 ? "HTTP/1.0 "sv : "HTTP/1.1 "sv);
     char number[24];
     auto [status_end, sec] = std::to_chars(number, number + sizeof number, res.result_int());
     (void)sec;
-    out.append(number, status_end);
-    out += ' ';
+    out.put(std::string_view(number, static_cast<std::size_t>(status_end - number)));
+    out.put(" "sv);
     const auto reason = res.reason();
-    out.append(reason.data(), reason.size());
-    out += "\r\nDate: "sv;
-    out += http_date();
-    out += "\r\n"sv;
+    out.put(std::string_view(reason.data(), reason.size()));
+    out.put("\r\nDate: "sv);
+    out.put(http_date());
+    out.put("\r\n"sv);
+    bool content_type = false;
     for (const auto& field : res) {
         if (field.name() == http::field::content_length ||
             field.name() == http::field::connection) {
             continue;
         }
+        if (field.name() == http::field::content_type) content_type = true;
         const auto name = field.name_string();
         const auto value = field.value();
-        out.append(name.data(), name.size());
-        out += ": "sv;
-        out.append(value.data(), value.size());
-        out += "\r\n"sv;
+        out.put(std::string_view(name.data(), name.size()));
+        out.put(": "sv);
+        out.put(std::string_view(value.data(), value.size()));
+        out.put("\r\n"sv);
     }
-    if (frame.version == 10 && frame.keep_alive) out += "Connection: keep-alive\r\n"sv;
-    if (frame.version != 10 && !frame.keep_alive) out += "Connection: close\r\n"sv;
+    if (frame.version == 10 && frame.keep_alive) out.put("Connection: keep-alive\r\n"sv);
+    if (frame.version != 10 && !frame.keep_alive) out.put("Connection: close\r\n"sv);
     if (!has_no_body(res.result_int())) {
-        out += "Content-Length: "sv;
+        // Bodies are JSON unless the handler said otherwise (handlers/handler.hpp).
+        if (!content_type && !res.body().empty()) out.put("Content-Type: application/json\r\n"sv);
+        out.put("Content-Length: "sv);
         auto [length_end, lec] = std::to_chars(number, number + sizeof number, res.body().size());
         (void)lec;
-        out.append(number, length_end);
-        out += "\r\n"sv;
+        out.put(std::string_view(number, static_cast<std::size_t>(length_end - number)));
+        out.put("\r\n"sv);
     }
-    out += "X-Request-ID: "sv;
-    out += frame.request_id;
-    out += "\r\n"sv;
+    out.put("X-Request-ID: "sv);
+    out.put(frame.request_id);
+    out.put("\r\n"sv);
     if (!frame.trace_id_hex.empty()) {
-        out += "X-Trace-ID: "sv;
-        out += frame.trace_id_hex;
-        out += "\r\n"sv;
+        out.put("X-Trace-ID: "sv);
+        out.put(frame.trace_id_hex);
+        out.put("\r\n"sv);
     }
-    out += "\r\n"sv;
+    out.put("\r\n"sv);
 }
 
-// Writes res; false when the connection failed.
-net::awaitable<bool> Server::Impl::write_response(Session& s, const Response& res,
-                                                  ResponseFrame frame) {
-    serialize_head(res, frame, s.head);
+// At least the length of serialize_head's output: 256 covers its fixed parts (status line
+// without the reason, Date, Connection, the default Content-Type, Content-Length with 20 digits,
+// the two ID field names, line ends: 178 bytes); the rest is what varies.
+static std::size_t head_bound(const Response& res, const ResponseFrame& frame) {
+    constexpr std::size_t kFixedParts = 256;
+    std::size_t bound =
+        kFixedParts + res.reason().size() + frame.request_id.size() + frame.trace_id_hex.size();
+    for (const auto& field : res) bound += field.name_string().size() + field.value().size() + 4;
+    return bound;
+}
+
+// Serializes res and writes as much as the socket takes now. A response that fits the socket's
+// send buffer (nearly all of them) goes out in this one non-blocking write, with no coroutine
+// frame and no round trip through the event loop; finish_write sends the rest, if any. The
+// socket is in non-blocking mode, so this never waits. res must outlive finish_write.
+WriteStart Server::Impl::start_write(Session& s, const Response& res, const ResponseFrame& frame) {
+    net::const_buffer head;
+    if (head_bound(res, frame) <= s.head_buffer.size()) {
+        UncheckedText text{s.head_buffer.data()};
+        serialize_head(res, frame, text);
+        head = net::buffer(s.head_buffer.data(),
+                           static_cast<std::size_t>(text.at - s.head_buffer.data()));
+    } else {
+        s.head.clear();
+        StringText text{s.head};
+        serialize_head(res, frame, text);
+        head = net::buffer(s.head);
+    }
     const bool body = !has_no_body(res.result_int()) && !res.body().empty();
-    std::array<net::const_buffer, 2> buffers{net::buffer(s.head),
-                                             body ? net::buffer(res.body()) : net::const_buffer()};
-    // A response that fits the socket's send buffer (nearly all of them) goes out in one
-    // non-blocking write, without a round trip through the event loop; the rest is written
-    // asynchronously. The socket is in non-blocking mode, so this never waits.
+    WriteStart started{false, {head, body ? net::buffer(res.body()) : net::const_buffer()}};
     boost::system::error_code wec;
-    std::size_t written = s.socket.write_some(buffers, wec);
-    if (wec && wec != net::error::would_block) co_return false;
-    for (auto& b : buffers) {
+    std::size_t written = s.socket.write_some(started.rest, wec);
+    if (wec && wec != net::error::would_block) {
+        started.failed = true;
+        return started;
+    }
+    for (auto& b : started.rest) {
         const std::size_t skip = std::min(written, b.size());
         b += skip;
         written -= skip;
     }
-    if (buffers[0].size() + buffers[1].size() == 0) co_return true;
+    return started;
+}
+
+// The rest of a response start_write could not send at once; false when the connection failed.
+net::awaitable<bool> Server::Impl::finish_write(Session& s, WriteStart started) {
+    if (started.done()) co_return !started.failed;
     s.phase = Phase::writing;
     s.set_deadline(Clock::now() + options.idle_timeout);
-    auto [ec, n] = co_await net::async_write(s.socket, buffers, use_nothrow);
+    auto [ec, n] = co_await net::async_write(s.socket, started.rest, use_nothrow);
     (void)n;
     co_return !ec;
 }
@@ -471,8 +563,9 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 res.body() = error_body(
                     "invalid_request", "Malformed HTTP request: " + hec.message() + ".", rid.value);
             }
-            const bool ok = co_await write_response(
+            const WriteStart started = start_write(
                 *s, res, ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value, {}});
+            const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
             Exchange e;
             e.method =
                 too_large ? std::string_view(req.method_string().data(), req.method_string().size())
@@ -492,13 +585,18 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         // metrics at the end) -> load shedding -> router. Recovery wraps the handler call.
         // One cancellable node carries the deadline; its handle also serves the disconnect
         // monitor. An invalid timeout header is answered (400) after the IDs are set.
-        const auto timeout =
-            resolve_request_timeout(req, options.request_timeout, options.max_request_timeout);
+        const KnownFields known = scan_known_fields(req);
+        const auto timeout = resolve_request_timeout(known.request_timeout, options.request_timeout,
+                                                     options.max_request_timeout);
         auto [req_ctx, req_cancel] =
             with_deadline_cause(conn_ctx, start + timeout.value_or(options.request_timeout),
                                 make_error_code(CancelReason::deadline));
-        Context ctx = with_value(req_ctx, kRequestIdKey, resolve_request_id(req));
-        ctx = with_value(ctx, kTraceKey, resolve_trace(req));
+        // Moved along the chain: each derivation adopts its parent's reference (no count
+        // traffic); the pair keeps the deadline node alive through its handle.
+        Context ctx =
+            with_value(std::move(req_ctx), kRequestIdKey, resolve_request_id(known.request_id));
+        ctx = with_value(std::move(ctx), kTraceKey,
+                         resolve_trace(known.traceparent, known.tracestate));
         const RequestId* rid = ctx.value(kRequestIdKey);
         const TraceContext* trace = ctx.value(kTraceKey);
 
@@ -517,12 +615,12 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                                    "X-Request-Timeout-Ms must be an integer in 1.." +
                                        std::to_string(options.max_request_timeout.count()) + ".");
         } else {
-            auto user = resolve_user(req);
+            auto user = resolve_user(known.user_id);
             if (!user.valid) {
                 early = error_response(ctx, req, http::status::bad_request, "invalid_user",
                                        "X-User-ID must be 1..64 characters of [A-Za-z0-9_-].");
             } else if (user.user) {
-                ctx = with_value(ctx, kUserKey, std::move(*user.user));
+                ctx = with_value(std::move(ctx), kUserKey, std::move(*user.user));
             }
         }
 
@@ -593,7 +691,15 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                     s->set_deadline(kNever);
                     // Pipelined bytes already buffered: the client is evidently still there.
                     if (s->buffer.size() == 0) s->monitor_soon(&req_cancel);
-                    res = co_await call_with_recovery(*m.handler, ctx, req, m.params, logger);
+                    {
+                        std::exception_ptr failure;
+                        try {
+                            res = co_await (*m.handler)(ctx, req, m.params);
+                        } catch (...) {
+                            failure = std::current_exception();
+                        }
+                        if (failure) res = recover(ctx, req, failure, logger);
+                    }
                     s->stop_monitor();
                     break;
             }
@@ -615,7 +721,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, rid->value,
                                   std::string_view(trace_hex, sizeof trace_hex)};
 
-        const bool ok = co_await write_response(*s, res, frame);
+        const WriteStart started = start_write(*s, res, frame);
+        const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
         // Not a coroutine call unless needed: most requests never started the monitor.
         if (s->monitor_pending) co_await s->await_monitor();
         if (s->peer_gone) keep_alive = false;  // EOF seen just as the handler finished
@@ -653,7 +760,7 @@ net::awaitable<void> Server::Impl::accept_loop(Context root) {
         }
         boost::system::error_code ignored;
         socket.set_option(tcp::no_delay(true), ignored);
-        socket.non_blocking(true, ignored);  // write_response's first write must never wait
+        socket.non_blocking(true, ignored);  // start_write's write must never wait
         auto s = std::make_shared<Session>(w, std::move(socket));
         sessions_live.fetch_add(1, std::memory_order_acq_rel);
         net::co_spawn(w->ioc, session(w, std::move(s), root), [this](std::exception_ptr ex) {

@@ -47,6 +47,10 @@ protected:
         auto res = http_request(service_->port(), "GET", "/v1/whoami", headers);
         EXPECT_TRUE(res);
         if (!res) return {};
+        // whoami sets no Content-Type field: the server's JSON default applies.
+        if (res->status == 200) {
+            EXPECT_EQ(res->header("Content-Type"), "application/json");
+        }
         auto body = nlohmann::json::parse(res->body, nullptr, false);
         return {*res, body};
     }

@@ -154,6 +154,27 @@ TEST(ServerInProcess, ClientDisconnectCancelsTheRequestContext) {
     EXPECT_EQ(server.leaked(), 0U);
 }
 
+// Disconnect watches start once per event-loop turn for every handler entered in it: several
+// handlers that wait at once are each watched, and each learns of its own client leaving.
+TEST(ServerInProcess, EveryWaitingHandlerIsWatchedForItsClient) {
+    InProcessServer server;
+    constexpr int kClients = 8;
+    std::vector<std::unique_ptr<HttpClient>> clients;
+    for (int i = 0; i < kClients; ++i) {
+        clients.push_back(std::make_unique<HttpClient>(server.port()));
+        ASSERT_TRUE(clients.back()->send_raw("GET /test/wait HTTP/1.1\r\nHost: t\r\n\r\n"));
+    }
+    ASSERT_TRUE(wait_until([&] { return server.probe().started.load() == kClients; }, 10s));
+    EXPECT_EQ(server.probe().finished(), 0U);
+
+    for (auto& c : clients) c->close();
+    ASSERT_TRUE(wait_until([&] { return server.probe().finished() == kClients; }, 10s))
+        << server.probe().finished();
+    for (int i = 0; i < kClients; ++i) EXPECT_EQ(server.probe().cause(i), "client_disconnect");
+    server.stop();
+    EXPECT_EQ(server.leaked(), 0U);
+}
+
 TEST(ServerInProcess, DeadlineCancelsWithCauseDeadlineAndAnswers504) {
     InProcessServer server;
     auto res = http_request(server.port(), "GET", "/test/wait",

@@ -42,5 +42,40 @@ TEST(FieldLookup, OnlyLettersFoldCase) {
     EXPECT_FALSE(field_name_equals("a@b", "a`b"));  // 0x40 and 0x60: not letters
 }
 
+// The server's one pass finds exactly what a lookup per name finds, repeats and order included.
+TEST(FieldLookup, OnePassFindsWhatLookupsByNameFind) {
+    boost::beast::http::fields headers;
+    headers.insert(boost::beast::http::field::host, "h");
+    headers.insert("TRACEPARENT", "tp-1");
+    headers.insert("x-request-id", "rid-1");
+    headers.insert("tracestate", "a=1");
+    headers.insert("X-User-Id", "u1");
+    headers.insert("X-Request-Timeout-Ms", "250");
+    headers.insert("traceparent", "tp-2");
+    headers.insert("X-User-ID", "u2");
+    headers.insert("X-Request-Id2", "not-it");  // same length as no known name
+    headers.insert("TraceState", "b=2");
+
+    const KnownFields known = scan_known_fields(headers);
+    const auto same = [&](const FieldValues& got, std::string_view name) {
+        const FieldValues want = find_field_values(headers, name);
+        EXPECT_EQ(got.count, want.count) << name;
+        EXPECT_EQ(got.first, want.first) << name;
+    };
+    same(known.request_id, "X-Request-ID");
+    same(known.user_id, "X-User-ID");
+    same(known.request_timeout, "X-Request-Timeout-Ms");
+    EXPECT_EQ(known.user_id.count, 2U);
+    const auto lines = [](const FieldLines& l) {
+        return std::vector<std::string>(l.begin(), l.end());
+    };
+    EXPECT_EQ(lines(known.traceparent), (std::vector<std::string>{"tp-1", "tp-2"}));
+    EXPECT_EQ(lines(known.tracestate), (std::vector<std::string>{"a=1", "b=2"}));
+
+    const KnownFields none = scan_known_fields(boost::beast::http::fields{});
+    EXPECT_EQ(none.request_id.count + none.user_id.count + none.request_timeout.count, 0U);
+    EXPECT_TRUE(none.traceparent.empty() && none.tracestate.empty());
+}
+
 }  // namespace
 }  // namespace reqctx
