@@ -341,6 +341,17 @@ public:
 
     void unlink_from_parent() noexcept;
 
+    // Takes a linked listener (a child, or a waiter) out of this node's list; lock_ is held.
+    void unlink_locked(DoneListener* l) noexcept {
+        if (l->prev)
+            l->prev->next = l->next;
+        else
+            head_ = l->next;
+        if (l->next) l->next->prev = l->prev;
+        l->prev = l->next = nullptr;
+        l->linked = false;
+    }
+
     // Context::cause() once err_ is set.
     std::error_code cause() const noexcept { return {cause_val_, *cause_cat_}; }
     void set_cause(Code c) noexcept {
@@ -671,15 +682,7 @@ void CancelNode::fire_listeners(int err, Code cause) noexcept {
 void CancelNode::unlink_from_parent() noexcept {
     auto* p = static_cast<CancelNode*>(owner);
     p->lock_.lock();
-    if (linked) {
-        if (prev)
-            prev->next = next;
-        else
-            p->head_ = next;
-        if (next) next->prev = prev;
-        prev = next = nullptr;
-        linked = false;
-    }
+    if (linked) p->unlink_locked(this);
     p->lock_.unlock();
 }
 
@@ -697,13 +700,7 @@ void CancelNode::cancel_slow(ContextErrc e, Code cause) noexcept {
             lock_.unlock();
             return;
         }
-        if (prev)
-            prev->next = next;
-        else
-            p->head_ = next;
-        if (next) next->prev = prev;
-        prev = next = nullptr;
-        linked = false;
+        p->unlink_locked(this);
         // Unlinked: no cascade can reach us any more.
         p->lock_.unlock();
         publish_and_fire(err, cause);
@@ -968,13 +965,7 @@ bool remove_listener(DoneListener* listener) noexcept {
     bool removed = false;
     src->lock_.lock();
     if (listener->linked) {
-        if (listener->prev)
-            listener->prev->next = listener->next;
-        else
-            src->head_ = listener->next;
-        if (listener->next) listener->next->prev = listener->prev;
-        listener->prev = listener->next = nullptr;
-        listener->linked = false;
+        src->unlink_locked(listener);
         removed = true;
     }
     src->lock_.unlock();
