@@ -1,8 +1,9 @@
 #pragma once
 
-// Text assembled in a caller-provided buffer: a handful of memcpy instead of as many
-// std::string appends with their growth checks. Overflow is reported, never grown into: the
-// caller chooses a buffer that fits the common case and falls back to std::string otherwise.
+// Text written into a buffer the caller has already sized for everything it will append: the
+// hot paths (response head, access line, whoami body) bound their output once, then write with
+// plain copies, no check per append. The caller falls back to std::string when the bound says
+// the text may not fit.
 
 #include <array>
 #include <charconv>
@@ -15,41 +16,37 @@
 
 namespace reqctx {
 
-class FixedText {
+class TextCursor {
 public:
-    explicit FixedText(std::span<char> buffer) noexcept : buf_(buffer) {}
+    explicit TextCursor(char* at) noexcept : at_(at) {}
 
     void put(std::string_view s) noexcept {
-        if (s.size() > buf_.size() - len_) {
-            overflow_ = true;
-            return;
-        }
-        std::memcpy(buf_.data() + len_, s.data(), s.size());
-        len_ += s.size();
+        std::memcpy(at_, s.data(), s.size());
+        at_ += s.size();
     }
-    void put_number(std::int64_t value) noexcept {
-        char digits[24];
-        auto [end, ec] = std::to_chars(digits, digits + sizeof digits, value);
-        (void)ec;
-        put(std::string_view(digits, static_cast<std::size_t>(end - digits)));
-    }
+    void put(char c) noexcept { *at_++ = c; }
     // Lower-case hex of `bytes`.
     void put_hex(std::span<const std::uint8_t> bytes) noexcept {
-        if (2 * bytes.size() > buf_.size() - len_) {
-            overflow_ = true;
+        write_hex(bytes, at_);
+        at_ += 2 * bytes.size();
+    }
+    // At most 20 characters.
+    void put_number(std::uint64_t value) noexcept {
+        if (value >= 100 && value <= 999) {  // a status, many byte counts: no division loop
+            at_[0] = static_cast<char>('0' + value / 100);
+            at_[1] = static_cast<char>('0' + value / 10 % 10);
+            at_[2] = static_cast<char>('0' + value % 10);
+            at_ += 3;
             return;
         }
-        write_hex(bytes, buf_.data() + len_);
-        len_ += 2 * bytes.size();
+        at_ = std::to_chars(at_, at_ + 20, value).ptr;
     }
-
-    bool overflow() const noexcept { return overflow_; }
-    std::string_view text() const noexcept { return {buf_.data(), len_}; }
+    // After the caller wrote n characters at at() itself.
+    void advance(std::size_t n) noexcept { at_ += n; }
+    char* at() const noexcept { return at_; }
 
 private:
-    std::span<char> buf_;
-    std::size_t len_ = 0;
-    bool overflow_ = false;
+    char* at_;
 };
 
 // True when `text` can sit between JSON quotes as it is. A table and no branch per character:

@@ -1,12 +1,9 @@
 #include "handlers/whoami.hpp"
 
 #include <array>
-#include <charconv>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <optional>
-#include <span>
 #include <string>
 #include <string_view>
 
@@ -52,24 +49,6 @@ net::awaitable<Response> serve_whoami(Context ctx, const Request& req, const Rou
     co_return res;
 }
 
-// Appends without bounds checks: the caller has bounded the total length.
-class Cursor {
-public:
-    explicit Cursor(char* at) noexcept : at_(at) {}
-    void put(std::string_view s) noexcept {
-        std::memcpy(at_, s.data(), s.size());
-        at_ += s.size();
-    }
-    void put_hex(std::span<const std::uint8_t> bytes) noexcept {
-        write_hex(bytes, at_);
-        at_ += 2 * bytes.size();
-    }
-    char* at() const noexcept { return at_; }
-
-private:
-    char* at_;
-};
-
 // Request IDs are at most 128 characters and user IDs 64 (validated on the way in); longer
 // values (put on a context by other code) take the general path.
 constexpr std::size_t kMaxFastId = 128;
@@ -92,7 +71,7 @@ std::string whoami_body(const Context& ctx, Clock::time_point now) {
     }
     using namespace std::string_view_literals;
     std::string body(kFastBodyCapacity, '\0');
-    Cursor out(body.data());
+    TextCursor out(body.data());
     if (id != nullptr) {
         out.put(R"({"request_id":")"sv);
         out.put(id->value);
@@ -123,10 +102,7 @@ std::string whoami_body(const Context& ctx, Clock::time_point now) {
         out.put(R"(null,"deadline_remaining_ms":)"sv);
     }
     if (deadline) {
-        auto [end, ec] =
-            std::to_chars(out.at(), body.data() + body.size(), remaining_ms(*deadline, now));
-        (void)ec;
-        out = Cursor(end);
+        out.put_number(static_cast<std::uint64_t>(remaining_ms(*deadline, now)));
     } else {
         out.put("null"sv);
     }

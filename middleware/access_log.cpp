@@ -1,41 +1,12 @@
 #include "middleware/access_log.hpp"
 
-#include <array>
-#include <charconv>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 
 #include "handlers/fixed_text.hpp"
 
 namespace reqctx {
 namespace {
-
-// Appending to a buffer the caller sized for the whole line (no checks here).
-template <std::size_t N>
-inline void put(char*& p, const char (&literal)[N]) noexcept {
-    std::memcpy(p, literal, N - 1);
-    p += N - 1;
-}
-inline void put(char*& p, std::string_view s) noexcept {
-    std::memcpy(p, s.data(), s.size());
-    p += s.size();
-}
-template <std::size_t N>
-inline void put_hex(char*& p, const std::array<std::uint8_t, N>& bytes) noexcept {
-    write_hex(bytes, p);
-    p += 2 * N;
-}
-inline void put_number(char*& p, std::uint64_t value) noexcept {
-    if (value >= 100 && value <= 999) {  // a status, most byte counts
-        p[0] = static_cast<char>('0' + value / 100);
-        p[1] = static_cast<char>('0' + value / 10 % 10);
-        p[2] = static_cast<char>('0' + value % 10);
-        p += 3;
-        return;
-    }
-    p = std::to_chars(p, p + 20, value).ptr;
-}
 
 // The longest line the stack path formats: start, literals, hex IDs, numbers, then the strings.
 constexpr std::size_t kFixedPart =
@@ -53,41 +24,42 @@ void AccessLog::write(const Exchange& e) {
         // The common case: the whole line formatted on the stack, queued with one copy. Request
         // IDs are validated, IDs are hex, and the other strings were just checked: nothing
         // needs escaping.
+        using namespace std::string_view_literals;
         char storage[1024];
-        char* p = storage + logger_->line_start(spdlog::level::info, storage);
-        put(p, R"("msg":"request")");
+        TextCursor out(storage + logger_->line_start(spdlog::level::info, storage));
+        out.put(R"("msg":"request")"sv);
         if (e.request_id != nullptr) {
-            put(p, R"(,"request_id":")");
-            put(p, e.request_id->value);
-            *p++ = '"';
+            out.put(R"(,"request_id":")"sv);
+            out.put(e.request_id->value);
+            out.put('"');
         }
         if (e.trace != nullptr) {
-            put(p, R"(,"trace_id":")");
-            put_hex(p, e.trace->trace_id);
-            put(p, R"(","span_id":")");
-            put_hex(p, e.trace->span_id);
-            *p++ = '"';
+            out.put(R"(,"trace_id":")"sv);
+            out.put_hex(e.trace->trace_id);
+            out.put(R"(","span_id":")"sv);
+            out.put_hex(e.trace->span_id);
+            out.put('"');
         }
-        put(p, R"(,"method":")");
-        put(p, e.method);
-        put(p, R"(","route":")");
-        put(p, e.route);
-        put(p, R"(","status":)");
-        put_number(p, e.status);
-        put(p, R"(,"duration_ms":)");
-        p += format_fixed3(p, e.duration_s * 1000.0);
-        put(p, R"(,"bytes":)");
-        put_number(p, e.bytes);
+        out.put(R"(,"method":")"sv);
+        out.put(e.method);
+        out.put(R"(","route":")"sv);
+        out.put(e.route);
+        out.put(R"(","status":)"sv);
+        out.put_number(e.status);
+        out.put(R"(,"duration_ms":)"sv);
+        out.advance(format_fixed3(out.at(), e.duration_s * 1000.0));
+        out.put(R"(,"bytes":)"sv);
+        out.put_number(e.bytes);
         if (e.cancel_reason.empty()) {
-            put(p, R"(,"cancel_reason":null})"
-                   "\n");
+            out.put(",\"cancel_reason\":null}\n"sv);
         } else {
-            put(p, R"(,"cancel_reason":")");
-            put(p, e.cancel_reason);
-            put(p, "\"}\n");
+            out.put(R"(,"cancel_reason":")"sv);
+            out.put(e.cancel_reason);
+            out.put("\"}\n"sv);
         }
-        logger_->write_line(spdlog::level::info,
-                            std::string_view(storage, static_cast<std::size_t>(p - storage)));
+        logger_->write_line(
+            spdlog::level::info,
+            std::string_view(storage, static_cast<std::size_t>(out.at() - storage)));
         return;
     }
 

@@ -32,34 +32,8 @@ constexpr std::array<std::string_view, 10> kMethodNames{
 
 // Index into kMethodNames; 0 for any other method (counted on the locked path).
 unsigned method_id(std::string_view m) noexcept {
-    const auto is = [m](std::string_view name) {
-        for (std::size_t i = 0; i < name.size(); ++i) {
-            if (m[i] != name[i]) return false;
-        }
-        return true;
-    };
-    switch (m.size()) {
-        case 3:
-            if (is("GET")) return 1;
-            if (is("PUT")) return 4;
-            break;
-        case 4:
-            if (is("HEAD")) return 2;
-            if (is("POST")) return 3;
-            break;
-        case 5:
-            if (is("PATCH")) return 6;
-            if (is("TRACE")) return 9;
-            break;
-        case 6:
-            if (is("DELETE")) return 5;
-            break;
-        case 7:
-            if (is("OPTIONS")) return 7;
-            if (is("CONNECT")) return 8;
-            break;
-        default:
-            break;
+    for (unsigned i = 1; i < kMethodNames.size(); ++i) {
+        if (m == kMethodNames[i]) return i;
     }
     return 0;
 }

@@ -33,6 +33,7 @@
 
 #include "clients/propagation.hpp"
 #include "handlers/errors.hpp"
+#include "handlers/fixed_text.hpp"
 #include "middleware/deadline.hpp"
 #include "middleware/recovery.hpp"
 #include "middleware/request_id.hpp"
@@ -269,15 +270,8 @@ struct WriteStart {
     bool done() const noexcept { return failed || rest[0].size() + rest[1].size() == 0; }
 };
 
-// Sinks for serialize_head: the session's buffer, unchecked once head_bound said it fits, or a
-// std::string for the rare head that does not.
-struct UncheckedText {
-    char* at;
-    void put(std::string_view text) noexcept {
-        std::memcpy(at, text.data(), text.size());
-        at += text.size();
-    }
-};
+// serialize_head's sink for the rare head that does not fit the session's buffer (the common
+// one is a TextCursor there, once head_bound said it fits).
 struct StringText {
     std::string& out;
     void put(std::string_view text) { out.append(text.data(), text.size()); }
@@ -435,10 +429,10 @@ static std::size_t head_bound(const Response& res, const ResponseFrame& frame) {
 WriteStart Server::Impl::start_write(Session& s, const Response& res, const ResponseFrame& frame) {
     net::const_buffer head;
     if (head_bound(res, frame) <= s.head_buffer.size()) {
-        UncheckedText text{s.head_buffer.data()};
+        TextCursor text(s.head_buffer.data());
         serialize_head(res, frame, text);
         head = net::buffer(s.head_buffer.data(),
-                           static_cast<std::size_t>(text.at - s.head_buffer.data()));
+                           static_cast<std::size_t>(text.at() - s.head_buffer.data()));
     } else {
         s.head.clear();
         StringText text{s.head};
