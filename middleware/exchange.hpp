@@ -15,7 +15,8 @@ struct Exchange {
     std::size_t route_index = 0;     // Router's index for the pattern (metrics cache key)
     unsigned status = 0;             // 499 when the client left
     std::size_t bytes = 0;           // response body bytes written
-    double duration_s = 0;           // from the first header byte parsed to the response sent
+    double duration_s = 0;           // from the first header byte parsed to the response handed
+                                     // to the socket (metrics) or its last byte sent (access log)
     std::string_view cancel_reason;  // "" or client_disconnect|deadline|shutdown
     const RequestId* request_id = nullptr;
     const TraceContext* trace = nullptr;

@@ -246,8 +246,10 @@ struct InflightSlot {
     InflightSlot() = default;
     InflightSlot(const InflightSlot&) = delete;
     InflightSlot& operator=(const InflightSlot&) = delete;
-    ~InflightSlot() {
+    ~InflightSlot() { release(); }
+    void release() noexcept {
         if (limiter != nullptr) limiter->release();
+        limiter = nullptr;
     }
 };
 
@@ -315,9 +317,29 @@ struct Server::Impl {
     WriteStart start_write(Session& s, const Response& res, const ResponseFrame& frame);
     net::awaitable<bool> finish_write(Session& s, WriteStart started);
     net::awaitable<void> linger_close(Session& s);
+    // For requests that end without a response.
     void finish(const Exchange& e) {
         access_log.write(e);
         metrics.record(e);
+    }
+    // Metrics count a request when its response is handed to the socket, before the first byte
+    // leaves: a client holding its answer finds it counted (and no longer in flight) in
+    // /metrics, whichever thread serves the scrape. The access log line is written after the
+    // last byte and records how the write ended (499 when it failed).
+    void count_response(Exchange& e, const Response& res, Clock::time_point start) {
+        e.status = res.result_int();
+        e.bytes = res.body().size();
+        e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
+        metrics.record(e);
+    }
+    void log_written(Exchange& e, bool ok, Clock::time_point start, Clock::time_point end) {
+        if (!ok) {
+            e.status = kStatusClientClosedRequest;
+            e.bytes = 0;
+            if (e.cancel_reason.empty()) e.cancel_reason = "client_disconnect";
+        }
+        e.duration_s = std::chrono::duration<double>(end - start).count();
+        access_log.write(e);
     }
     // Runs fn(session) on every worker's thread for each of its sessions.
     template <class Fn>
@@ -557,20 +579,18 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 res.body() = error_body(
                     "invalid_request", "Malformed HTTP request: " + hec.message() + ".", rid.value);
             }
-            const WriteStart started = start_write(
-                *s, res, ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value, {}});
-            const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
             Exchange e;
             e.method =
                 too_large ? std::string_view(req.method_string().data(), req.method_string().size())
                           : std::string_view("-");
             e.route = "unmatched";
             e.route_index = router.unmatched_index();
-            e.status = res.result_int();
-            e.bytes = res.body().size();
-            e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
             e.request_id = &rid;
-            finish(e);
+            count_response(e, res, start);
+            const WriteStart started = start_write(
+                *s, res, ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value, {}});
+            const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
+            log_written(e, ok, start, Clock::now());
             if (ok) co_await linger_close(*s);
             break;
         }
@@ -715,17 +735,15 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, rid->value,
                                   std::string_view(trace_hex, sizeof trace_hex)};
 
+        slot.release();  // the handler is done; the drain waits for sessions, not slots
+        count_response(e, res, start);
         const WriteStart started = start_write(*s, res, frame);
         const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
         // Not a coroutine call unless needed: most requests never started the monitor.
         if (s->monitor_pending) co_await s->await_monitor();
         if (s->peer_gone) keep_alive = false;  // EOF seen just as the handler finished
-        e.status = ok ? res.result_int() : kStatusClientClosedRequest;
-        if (!ok && e.cancel_reason.empty()) e.cancel_reason = "client_disconnect";
-        e.bytes = ok ? res.body().size() : 0;
         last_end = Clock::now();
-        e.duration_s = std::chrono::duration<double>(last_end - start).count();
-        finish(e);
+        log_written(e, ok, start, last_end);
         if (!ok) break;
         if (!keep_alive) {
             if (unread_input) co_await linger_close(*s);

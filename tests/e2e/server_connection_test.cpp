@@ -247,6 +247,33 @@ TEST(ServerConnection, MetricsExposeTheHttpFamiliesWithRoutePatterns) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+// A client that holds its response and then scrapes finds its request counted and no longer in
+// flight, even when the scrape is served by another I/O thread (connections are spread over
+// the threads in turn, so the two connections below land on different ones).
+TEST(ServerConnection, AnsweredRequestIsCountedBeforeItsClientCanScrape) {
+    ServiceProcess service({"--threads", "2"});
+    HttpClient worker(service.port());
+    HttpClient scraper(service.port());
+    const std::string counted =
+        R"(http_requests_total{method="GET",route="/healthz",status="200"} )";
+    for (int i = 1; i <= 200; ++i) {
+        auto res = worker.request("GET", "/healthz");
+        ASSERT_TRUE(res);
+        ASSERT_EQ(res->status, 200);
+        auto scrape = scraper.request("GET", "/metrics");
+        ASSERT_TRUE(scrape);
+        const std::string& m = scrape->body;
+        ASSERT_NE(m.find(counted + std::to_string(i) + "\n"), std::string::npos)
+            << "after request " << i << ":\n"
+            << m;
+        // Only the scrape itself is in flight.
+        ASSERT_NE(m.find("\nhttp_requests_in_flight 1\n"), std::string::npos)
+            << "after request " << i << ":\n"
+            << m;
+    }
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, DebugContextsOnlyWithTheFlag) {
     ServiceProcess plain;
     auto off = http_request(plain.port(), "GET", "/debug/contexts");
