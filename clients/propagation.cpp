@@ -17,7 +17,6 @@ constexpr std::size_t kTraceparentLength = 55;  // "vv-" + 32 + "-" + 16 + "-" +
 constexpr std::size_t kMaxTracestateMembers = 32;
 constexpr std::size_t kMaxKeyLength = 256;
 constexpr std::size_t kMaxValueLength = 256;
-constexpr std::size_t kMaxRequestIdLength = 128;
 constexpr char kHexDigits[] = "0123456789abcdef";
 
 bool is_ows(char c) noexcept {

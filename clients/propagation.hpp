@@ -31,7 +31,9 @@ struct TraceContext {
     std::string tracestate;  // empty: none (dropped or absent)
 };
 
-// A validated request ID: 1..128 of [A-Za-z0-9._:-], or a generated UUIDv4 text.
+inline constexpr std::size_t kMaxRequestIdLength = 128;
+
+// A validated request ID: 1..kMaxRequestIdLength of [A-Za-z0-9._:-], or a generated UUIDv4 text.
 struct RequestId {
     std::string value;
 };

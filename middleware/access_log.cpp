@@ -16,8 +16,8 @@ constexpr std::size_t kFixedPart =
 
 void AccessLog::write(const Exchange& e) {
     if (!logger_->enabled(spdlog::level::info)) return;
-    const std::size_t variable = (e.request_id ? e.request_id->value.size() : 0) + e.method.size() +
-                                 e.route.size() + e.cancel_reason.size();
+    const std::size_t variable =
+        e.request_id.size() + e.method.size() + e.route.size() + e.cancel_reason.size();
     if (logger_->format() == LogFormat::json && kFixedPart + variable <= 1024 &&
         json_safe(e.method) && json_safe(e.route) && json_safe(e.cancel_reason) &&
         std::isfinite(e.duration_s)) {
@@ -28,12 +28,12 @@ void AccessLog::write(const Exchange& e) {
         char storage[1024];
         TextCursor out(storage + logger_->line_start(spdlog::level::info, storage));
         out.put(R"("msg":"request")"sv);
-        if (e.request_id != nullptr) {
+        if (!e.request_id.empty()) {
             out.put(R"(,"request_id":")"sv);
-            out.put(e.request_id->value);
+            out.put(e.request_id);
             out.put('"');
         }
-        if (e.trace != nullptr) {
+        if (e.trace) {
             out.put(R"(,"trace_id":")"sv);
             out.put_hex(e.trace->trace_id);
             out.put(R"(","span_id":")"sv);
@@ -67,8 +67,8 @@ void AccessLog::write(const Exchange& e) {
     thread_local LogLine line(LogFormat::json);
     line.set_format(logger_->format());
     line.reset("request");
-    if (e.request_id != nullptr) line.str_plain("request_id", e.request_id->value);
-    if (e.trace != nullptr) {
+    if (!e.request_id.empty()) line.str_plain("request_id", e.request_id);
+    if (e.trace) {
         char trace_hex[32];
         char span_hex[16];
         write_hex(e.trace->trace_id, trace_hex);

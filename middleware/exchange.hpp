@@ -3,11 +3,23 @@
 // What the access log and the metrics learn about one finished request.
 
 #include <cstddef>
+#include <optional>
 #include <string_view>
 
 #include "clients/propagation.hpp"
 
 namespace reqctx {
+
+// The trace identifiers of the access line: copied out of the request's context, which ends
+// before the line is written.
+struct ExchangeTrace {
+    TraceId trace_id{};
+    SpanId span_id{};
+};
+
+inline ExchangeTrace exchange_trace(const TraceContext& trace) noexcept {
+    return {trace.trace_id, trace.span_id};
+}
 
 struct Exchange {
     std::string_view method;         // "GET"
@@ -18,8 +30,8 @@ struct Exchange {
     double duration_s = 0;           // from the first header byte parsed to the response handed
                                      // to the socket (metrics) or its last byte sent (access log)
     std::string_view cancel_reason;  // "" or client_disconnect|deadline|shutdown
-    const RequestId* request_id = nullptr;
-    const TraceContext* trace = nullptr;
+    std::string_view request_id;     // "" when the request never got one
+    std::optional<ExchangeTrace> trace;
 };
 
 }  // namespace reqctx

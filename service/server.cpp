@@ -253,6 +253,12 @@ struct InflightSlot {
     }
 };
 
+// Ends a handle's share now rather than at the end of its scope (a moved-from handle is empty).
+template <class Handle>
+void release_now(Handle& handle) noexcept {
+    Handle ended = std::move(handle);
+}
+
 // What the server adds to every response: the framing and the request's identifiers.
 struct ResponseFrame {
     unsigned version = 11;
@@ -585,7 +591,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                           : std::string_view("-");
             e.route = "unmatched";
             e.route_index = router.unmatched_index();
-            e.request_id = &rid;
+            e.request_id = rid.value;
             count_response(e, res, start);
             const WriteStart started = start_write(
                 *s, res, ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value, {}});
@@ -620,8 +626,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         e.method = std::string_view(req.method_string().data(), req.method_string().size());
         e.route = m.pattern;
         e.route_index = m.route_index;
-        e.request_id = rid;
-        e.trace = trace;
+        e.request_id = rid->value;
+        e.trace = exchange_trace(*trace);
 
         std::optional<Response> early;
         if (!timeout) {
@@ -730,13 +736,20 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         }
 
         if (draining.load(std::memory_order_acquire)) keep_alive = false;
-        char trace_hex[32];
-        write_hex(trace->trace_id, trace_hex);
-        const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, rid->value,
-                                  std::string_view(trace_hex, sizeof trace_hex)};
-
-        slot.release();  // the handler is done; the drain waits for sessions, not slots
+        // The request ends before its first response byte leaves: it is counted, it leaves the
+        // in-flight count and its contexts are released, so a client holding its answer finds
+        // all three settled in /metrics. The frame and the access line keep copies of the IDs.
+        // (The drain waits for sessions, not for in-flight slots.)
+        char rid_copy[kMaxRequestIdLength];
+        e.request_id = std::string_view(rid_copy, rid->value.copy(rid_copy, sizeof rid_copy));
+        release_now(ctx);
+        release_now(req_cancel);
+        slot.release();
         count_response(e, res, start);
+        char trace_hex[32];
+        write_hex(e.trace->trace_id, trace_hex);
+        const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, e.request_id,
+                                  std::string_view(trace_hex, sizeof trace_hex)};
         const WriteStart started = start_write(*s, res, frame);
         const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
         // Not a coroutine call unless needed: most requests never started the monitor.

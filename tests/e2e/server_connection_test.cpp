@@ -247,15 +247,16 @@ TEST(ServerConnection, MetricsExposeTheHttpFamiliesWithRoutePatterns) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
-// A client that holds its response and then scrapes finds its request counted and no longer in
-// flight, even when the scrape is served by another I/O thread (connections are spread over
-// the threads in turn, so the two connections below land on different ones).
+// A client that holds its response and then scrapes finds its request counted, no longer in
+// flight and its contexts released, even when the scrape is served by another I/O thread
+// (connections are spread over the threads in turn, so the two below land on different ones).
 TEST(ServerConnection, AnsweredRequestIsCountedBeforeItsClientCanScrape) {
     ServiceProcess service({"--threads", "2"});
     HttpClient worker(service.port());
     HttpClient scraper(service.port());
     const std::string counted =
         R"(http_requests_total{method="GET",route="/healthz",status="200"} )";
+    std::string contexts_live;
     for (int i = 1; i <= 200; ++i) {
         auto res = worker.request("GET", "/healthz");
         ASSERT_TRUE(res);
@@ -270,6 +271,12 @@ TEST(ServerConnection, AnsweredRequestIsCountedBeforeItsClientCanScrape) {
         ASSERT_NE(m.find("\nhttp_requests_in_flight 1\n"), std::string::npos)
             << "after request " << i << ":\n"
             << m;
+        // Live contexts: the two connections' and the scrape's own, the same every time.
+        const std::size_t at = m.find("\nreqctx_contexts_live ");
+        ASSERT_NE(at, std::string::npos) << m;
+        const std::string live = m.substr(at, m.find('\n', at + 1) - at);
+        if (i == 1) contexts_live = live;
+        ASSERT_EQ(live, contexts_live) << "after request " << i;
     }
     EXPECT_EQ(service.terminate(), 0);
 }

@@ -65,8 +65,8 @@ Exchange known(const Ids& ids) {
     e.status = 200;
     e.bytes = 12;
     e.duration_s = 0.0012345;
-    e.request_id = &ids.rid;
-    e.trace = &ids.trace;
+    e.request_id = ids.rid.value;
+    e.trace = exchange_trace(ids.trace);
     return e;
 }
 
@@ -74,8 +74,8 @@ Exchange known(const Ids& ids) {
 void write_general(Logger& logger, const Exchange& e) {
     LogLine line(logger.format());
     line.reset("request");
-    if (e.request_id != nullptr) line.str_plain("request_id", e.request_id->value);
-    if (e.trace != nullptr) {
+    if (!e.request_id.empty()) line.str_plain("request_id", e.request_id);
+    if (e.trace) {
         line.str_plain("trace_id", to_hex(e.trace->trace_id));
         line.str_plain("span_id", to_hex(e.trace->span_id));
     }
@@ -120,9 +120,9 @@ TEST(AccessLogOutput, StackPathMatchesTheGeneralPathForEveryShape) {
     std::vector<Exchange> cases;
     Exchange e = known(ids);
     cases.push_back(e);
-    e.request_id = nullptr;
+    e.request_id = {};
     cases.push_back(e);
-    e.trace = nullptr;
+    e.trace.reset();
     cases.push_back(e);
     e = known(ids);
     e.status = 499;
@@ -150,7 +150,7 @@ TEST(AccessLogOutput, StackPathMatchesTheGeneralPathForEveryShape) {
     const std::string long_id(900, 'r');  // too long for the stack line
     const RequestId long_rid{long_id};
     e = known(ids);
-    e.request_id = &long_rid;
+    e.request_id = long_rid.value;
     cases.push_back(e);
 
     for (const LogFormat format : {LogFormat::json, LogFormat::text}) {

@@ -131,8 +131,8 @@ TEST(AccessLog, OneJsonLinePerRequestWhateverTheValues) {
     plain.status = 200;
     plain.bytes = 12;
     plain.duration_s = 0.0012345;
-    plain.request_id = &rid;
-    plain.trace = &trace;
+    plain.request_id = rid.value;
+    plain.trace = exchange_trace(trace);
     Exchange odd = plain;  // a value that needs escaping takes the general path
     odd.route = "odd\"route";
     odd.status = 499;

@@ -138,7 +138,7 @@ TEST(LoggerConcurrency, LinesFromManyThreadsArriveOnceAndWhole) {
                 for (int i = 0; i < kLines; ++i) {
                     const RequestId rid{id + "-" + std::to_string(i)};
                     Exchange e = exchange(i);
-                    e.request_id = &rid;
+                    e.request_id = rid.value;
                     if (i % 500 == 0) {
                         logger.warn("tick", {{"request_id", rid.value}});  // wakes the writer
                     } else {
