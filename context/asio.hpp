@@ -108,6 +108,9 @@ private:
         for (auto& l : listeners_) remove_listener(&l);
         if (slot_.is_connected()) slot_.clear();
         std::error_code ec = index < N ? ctxs_[index].err() : operation_aborted();
+        // Released before the upcall, which may run the waiter to its end: what it then
+        // reports (a response, the live context count) must not see this operation's copies.
+        { auto released = std::move(ctxs_); }
         auto h = std::move(handler_);
         auto work = std::move(work_);
         if constexpr (N == 1) {

@@ -52,13 +52,13 @@ struct TaskRegistry::Impl {
 
     void finished(TaskId id) {
         std::vector<CancelHandle> fire;
+        CancelHandle own;
         {
             std::lock_guard lk(mu);
             auto it = tasks.find(id);
             if (it != tasks.end()) {
                 fire = std::move(it->second.joiners);
-                // The task's own handle is released outside the lock too (it cancels).
-                fire.push_back(std::move(it->second.cancel));
+                own = std::move(it->second.cancel);
                 tasks.erase(it);
                 live.store(tasks.size(), std::memory_order_relaxed);
             }
@@ -67,6 +67,9 @@ struct TaskRegistry::Impl {
                 all_joiners.clear();
             }
         }
+        // The task's own context ends (outside the lock: releasing the handle cancels) before
+        // anyone waiting for the task is woken, so that they find it gone from the live counts.
+        own = CancelHandle();
         for (auto& f : fire) f.cancel();
     }
 };

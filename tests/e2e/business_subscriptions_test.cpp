@@ -138,6 +138,34 @@ TEST(BusinessSubscriptions, FullQueueDropsAndCountsWithoutBlockingThePublisher) 
     EXPECT_EQ(metric_sum(stack.metrics(), "events_processed_total", R"(topic="burst")"), delivered);
 }
 
+// A client told "stopped" (DELETE's 204) finds the subscriber gone from the task and context
+// counts at once, even when its scrape is served by another I/O thread.
+TEST(BusinessSubscriptions, DeletedSubscriberIsGoneFromTheCountsWhenDeleteAnswers) {
+    BusinessStack stack({"--threads", "2"});
+    HttpClient client(stack.port());
+    HttpClient scraper(stack.port());
+    const auto live = [&scraper](const char* name) {
+        const auto r = scraper.request("GET", "/metrics");
+        return r ? metric_value(r->body, name).value_or(-1) : -1;
+    };
+    // Both connections' sessions run (and hold their connection contexts) before the baseline.
+    ASSERT_TRUE(client.request("GET", "/healthz"));
+    const double contexts_before = live("reqctx_contexts_live");
+    ASSERT_GT(contexts_before, 0);  // the two connections' contexts, at least
+    for (int i = 0; i < 40; ++i) {
+        const auto created = client.request("POST", "/v1/subscriptions", {},
+                                            R"({"consumers":[{"name":"a","topic":"t"}]})");
+        ASSERT_TRUE(created);
+        ASSERT_EQ(created->status, 201) << created->body;
+        const std::string id = json_of(*created)["subscriptions"][0]["id"];
+        const auto deleted = client.request("DELETE", "/v1/subscriptions/" + id);
+        ASSERT_TRUE(deleted);
+        ASSERT_EQ(deleted->status, 204);
+        ASSERT_EQ(live("reqctx_background_tasks_live"), 0) << "round " << i;
+        ASSERT_EQ(live("reqctx_contexts_live"), contexts_before) << "round " << i;
+    }
+}
+
 TEST(BusinessSubscriptions, ShutdownStopsRunningSubscribersWithoutLeaks) {
     BusinessStack stack;
     create(stack, R"({"consumers":[{"name":"a","topic":"t1"},{"name":"b","topic":"t1"},)"
