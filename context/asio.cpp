@@ -93,14 +93,19 @@ public:
         switch (add_listener(ctx_, this)) {
             case Listen::registered:
                 return;
-            case Listen::already_done:
+            case Listen::already_done: {
+                // Not linked: the reference goes now, not when the posted call gets to run.
+                auto released = std::move(ctx_);
                 fire_now();
                 return;
-            case Listen::never:
+            }
+            case Listen::never: {
                 // Can never run; stop() still reports that it prevented nothing... it prevents
                 // the call (which would never happen), as Go's stop on a never-done context.
+                auto released = std::move(ctx_);
                 self_.reset();
                 return;
+            }
         }
     }
 
@@ -110,6 +115,7 @@ public:
             return false;
         }
         remove_listener(this);
+        { auto released = std::move(ctx_); }  // unlinked: the reference has done its work
         auto drop = std::move(self_);
         return true;
     }
@@ -128,14 +134,18 @@ private:
         int expected = kPending;
         if (!state_.compare_exchange_strong(expected, kFired, std::memory_order_acq_rel)) return;
         // The posted task takes over the self reference: nothing is released under the lock.
+        // It lets the context go before fn runs: whatever fn wakes (a waiter that then reports
+        // itself finished) must not find this registration still holding the context.
         net::post(ex_, [self = std::move(self_)] {
+            { auto released = std::move(self->ctx_); }
             auto fn = std::move(self->fn_);
             fn();
         });
     }
 
     // The registration's own reference: the listener is linked into this context's node until
-    // fn fires or stop() unlinks it. Library-internal; it never outlives the registration.
+    // fn fires or stop() unlinks it; released then. Library-internal; it never outlives the
+    // registration. After kFired or kStopped only the party that moved the state touches it.
     Context ctx_;
     net::any_io_executor ex_;
     std::function<void()> fn_;

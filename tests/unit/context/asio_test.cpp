@@ -333,5 +333,51 @@ TEST(AfterFunc, DroppingTheHandleDoesNotStop) {
     EXPECT_EQ(calls, 1);
 }
 
+// A registration lets its context go as soon as it no longer needs it (fired, stopped, or never
+// able to fire), not when the posted call or the handle goes: whatever fn wakes, and whoever then
+// counts live contexts, must not find the context held by it.
+TEST(AfterFunc, LetsTheContextGoBeforeFnRuns) {
+    net::io_context io;
+    const std::int64_t before = test::settled_live_contexts();
+    std::int64_t live_in_fn = -1;
+    AfterFunc af;
+    {
+        auto [ctx, cancel] = with_cancel(background());
+        af = after_func(ctx, io.get_executor(), [&] { live_in_fn = live_contexts(); });
+        cancel.cancel();
+    }
+    io.run();
+    EXPECT_EQ(live_in_fn, before);
+}
+
+TEST(AfterFunc, AlreadyDoneLetsTheContextGoBeforeTheCallRuns) {
+    net::io_context io;  // run only at the end: the call stays queued until then
+    const std::int64_t before = test::settled_live_contexts();
+    int calls = 0;
+    {
+        auto [ctx, cancel] = with_cancel(background());
+        cancel.cancel();
+        after_func(ctx, io.get_executor(), [&] { ++calls; });
+    }
+    EXPECT_EQ(live_contexts(), before);
+    io.run();
+    EXPECT_EQ(calls, 1);
+}
+
+TEST(AfterFunc, StoppedOrNeverDoneLetsTheContextGoWhileTheHandleLives) {
+    net::io_context io;
+    const std::int64_t before = test::settled_live_contexts();
+    AfterFunc stopped;
+    AfterFunc never;
+    {
+        auto [ctx, cancel] = with_cancel(background());
+        stopped = after_func(ctx, io.get_executor(), [] {});
+        EXPECT_TRUE(stopped.stop());
+        never = after_func(without_cancel(ctx), io.get_executor(), [] {});
+    }
+    EXPECT_EQ(live_contexts(), before);
+    EXPECT_TRUE(never.stop());
+}
+
 }  // namespace
 }  // namespace reqctx
