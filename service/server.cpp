@@ -323,6 +323,11 @@ struct Server::Impl {
     WriteStart start_write(Session& s, const Response& res, const ResponseFrame& frame);
     net::awaitable<bool> finish_write(Session& s, WriteStart started);
     net::awaitable<void> linger_close(Session& s);
+    Response body_too_large(const Context& ctx, const Request& req) const {
+        return error_response(ctx, req, http::status::payload_too_large, "body_too_large",
+                              "The request body is larger than " +
+                                  std::to_string(options.max_body_bytes) + " bytes.");
+    }
     // For requests that end without a response.
     void finish(const Exchange& e) {
         access_log.write(e);
@@ -540,7 +545,9 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
 
         http::request_parser<http::string_body> parser;
         parser.header_limit(kHeaderLimit);
-        parser.body_limit(options.max_body_bytes);
+        // No body limit while the header is read: a declared length over it is answered below,
+        // with the request's own IDs; the limit applies again to reading the body (chunked).
+        parser.body_limit(boost::none);
         // Beast's async_read_header, written out: a request already buffered (pipelined, or
         // read together with the previous one) is parsed without an I/O operation, and no
         // composed-operation layers stand between the socket and this coroutine.
@@ -572,23 +579,12 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 break;
             }
             RequestId rid{generate_request_id()};
-            const bool too_large = hec == http::error::body_limit;
-            Response res{too_large ? http::status::payload_too_large : http::status::bad_request,
-                         11};
+            Response res{http::status::bad_request, 11};
             res.set(http::field::content_type, "application/json");
-            if (too_large) {
-                res.body() = error_body("body_too_large",
-                                        "The request body is larger than " +
-                                            std::to_string(options.max_body_bytes) + " bytes.",
-                                        rid.value);
-            } else {
-                res.body() = error_body(
-                    "invalid_request", "Malformed HTTP request: " + hec.message() + ".", rid.value);
-            }
+            res.body() = error_body("invalid_request",
+                                    "Malformed HTTP request: " + hec.message() + ".", rid.value);
             Exchange e;
-            e.method =
-                too_large ? std::string_view(req.method_string().data(), req.method_string().size())
-                          : std::string_view("-");
+            e.method = "-";
             e.route = "unmatched";
             e.route_index = router.unmatched_index();
             e.request_id = rid.value;
@@ -643,6 +639,10 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 ctx = with_value(std::move(ctx), kUserKey, std::move(*user.user));
             }
         }
+        if (!early) {
+            const auto declared = parser.content_length();
+            if (declared && *declared > options.max_body_bytes) early = body_too_large(ctx, req);
+        }
 
         InflightSlot slot;
         if (!early) {
@@ -665,12 +665,11 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 if (cec) break;
             }
             s->set_deadline(Clock::now() + options.idle_timeout);
+            parser.body_limit(options.max_body_bytes);
             auto [bec, bn] = co_await http::async_read(s->socket, s->buffer, parser, use_nothrow);
             (void)bn;
             if (bec == http::error::body_limit) {
-                early = error_response(ctx, req, http::status::payload_too_large, "body_too_large",
-                                       "The request body is larger than " +
-                                           std::to_string(options.max_body_bytes) + " bytes.");
+                early = body_too_large(ctx, req);
             } else if (bec && is_parse_error(bec) && bec != http::error::partial_message &&
                        bec != http::error::end_of_stream) {
                 early = error_response(ctx, req, http::status::bad_request, "invalid_request",

@@ -59,11 +59,18 @@ TEST(ServerConnection, MalformedRequestGets400JsonThenClose) {
 
 TEST(ServerConnection, OversizedBodyIs413) {
     ServiceProcess service({"--max-body-bytes", "100"});
-    // Declared length over the limit: answered from the header.
-    auto res = http_request(service.port(), "POST", "/v1/whoami", {}, std::string(101, 'x'));
+    // Declared length over the limit: answered from the header, as the request it is (its IDs,
+    // its route), like every other answer.
+    auto res =
+        http_request(service.port(), "POST", "/v1/whoami",
+                     {{"X-Request-ID", "too-big-1"},
+                      {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}},
+                     std::string(101, 'x'));
     ASSERT_TRUE(res);
     EXPECT_EQ(res->status, 413);
     EXPECT_EQ(error_code_of(*res), "body_too_large");
+    EXPECT_EQ(res->header("X-Request-ID"), "too-big-1");
+    EXPECT_EQ(res->header("X-Trace-ID"), "4bf92f3577b34da6a3ce929d0e0e4736");
     // Chunked body growing over the limit.
     HttpClient chunked(service.port());
     ASSERT_TRUE(chunked.send_raw(
@@ -78,6 +85,12 @@ TEST(ServerConnection, OversizedBodyIs413) {
     auto ok = http_request(service.port(), "POST", "/v1/whoami", {}, std::string(100, 'x'));
     ASSERT_TRUE(ok);
     EXPECT_EQ(ok->status, 405);
+    auto metrics = http_request(service.port(), "GET", "/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_NE(metrics->body.find(
+                  R"(http_requests_total{method="POST",route="/v1/whoami",status="413"} 2)"),
+              std::string::npos)
+        << metrics->body;
     EXPECT_EQ(service.terminate(), 0);
 }
 
