@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cstring>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -269,7 +270,7 @@ TEST(ServerConnection, AnsweredRequestIsCountedBeforeItsClientCanScrape) {
     HttpClient scraper(service.port());
     const std::string counted =
         R"(http_requests_total{method="GET",route="/healthz",status="200"} )";
-    std::string contexts_live;
+    long contexts_live = 0;
     for (int i = 1; i <= 200; ++i) {
         auto res = worker.request("GET", "/healthz");
         ASSERT_TRUE(res);
@@ -284,12 +285,13 @@ TEST(ServerConnection, AnsweredRequestIsCountedBeforeItsClientCanScrape) {
         ASSERT_NE(m.find("\nhttp_requests_in_flight 1\n"), std::string::npos)
             << "after request " << i << ":\n"
             << m;
-        // Live contexts: the two connections' and the scrape's own, the same every time.
+        // Live contexts: the two connections' and the scrape's own. Start-up leftovers (the
+        // readiness probe's connection closing) may go at any time: never more than at first.
         const std::size_t at = m.find("\nreqctx_contexts_live ");
         ASSERT_NE(at, std::string::npos) << m;
-        const std::string live = m.substr(at, m.find('\n', at + 1) - at);
+        const long live = std::stol(m.substr(at + std::strlen("\nreqctx_contexts_live ")));
         if (i == 1) contexts_live = live;
-        ASSERT_EQ(live, contexts_live) << "after request " << i;
+        ASSERT_LE(live, contexts_live) << "after request " << i;
     }
     EXPECT_EQ(service.terminate(), 0);
 }
