@@ -51,6 +51,13 @@ KnownFields scan_known_fields(const boost::beast::http::fields& headers) {
             case 10:
                 if (field_name_equals(name, "tracestate"sv)) known.tracestate.push_back(value);
                 break;
+            case 4:
+                known.host += field.name() == boost::beast::http::field::host;
+                break;
+            case 17:
+                known.transfer_encoding |=
+                    field.name() == boost::beast::http::field::transfer_encoding;
+                break;
             default:
                 break;
         }

@@ -28,6 +28,8 @@ struct KnownFields {
     FieldValues request_timeout;  // X-Request-Timeout-Ms
     FieldLines traceparent;
     FieldLines tracestate;
+    std::size_t host = 0;            // Host lines (HTTP/1.1 requires exactly one)
+    bool transfer_encoding = false;  // any Transfer-Encoding line
 };
 KnownFields scan_known_fields(const boost::beast::http::fields& headers);
 

@@ -267,6 +267,18 @@ struct ResponseFrame {
     std::string_view trace_id_hex;  // empty: no X-Trace-ID
 };
 
+// The origin-form of a request target (path and query): an absolute-form target ("http://host/p",
+// RFC 9112 3.2.2: meant for proxies, yet every server must accept it) loses its scheme and host.
+std::string_view origin_form(beast::string_view target) {
+    const std::string_view t(target.data(), target.size());
+    if (t.empty() || t.front() == '/') return t;
+    const std::size_t scheme_end = t.find("://");
+    if (scheme_end == std::string_view::npos) return t;  // "*" or authority-form: not routed
+    const std::size_t path = t.find_first_of("/?", scheme_end + 3);
+    if (path == std::string_view::npos || t[path] == '?') return "/";
+    return t.substr(path);
+}
+
 bool has_no_body(unsigned status) {
     return status < 200 || status == 204 || status == 304;
 }
@@ -578,7 +590,9 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 hec == http::error::end_of_stream || hec == http::error::partial_message) {
                 break;
             }
+            // Unreadable: a fresh request ID and a fresh trace, as for any request without them.
             RequestId rid{generate_request_id()};
+            const TraceContext trace = resolve_trace(FieldLines{}, FieldLines{});
             Response res{http::status::bad_request, 11};
             res.set(http::field::content_type, "application/json");
             res.body() = error_body("invalid_request",
@@ -588,9 +602,14 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             e.route = "unmatched";
             e.route_index = router.unmatched_index();
             e.request_id = rid.value;
+            e.trace = exchange_trace(trace);
             count_response(e, res, start);
-            const WriteStart started = start_write(
-                *s, res, ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value, {}});
+            char trace_hex[32];
+            write_hex(trace.trace_id, trace_hex);
+            const WriteStart started =
+                start_write(*s, res,
+                            ResponseFrame{req.version() == 10 ? 10U : 11U, false, rid.value,
+                                          std::string_view(trace_hex, sizeof trace_hex)});
             const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
             log_written(e, ok, start, Clock::now());
             if (ok) co_await linger_close(*s);
@@ -617,7 +636,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         const TraceContext* trace = ctx.value(kTraceKey);
 
         // Matched first so that every answer, early errors included, carries its route label.
-        auto m = router.match(req.method(), req.target());
+        auto m = router.match(req.method(), origin_form(req.target()));
         Exchange e;
         e.method = std::string_view(req.method_string().data(), req.method_string().size());
         e.route = m.pattern;
@@ -626,7 +645,17 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         e.trace = exchange_trace(*trace);
 
         std::optional<Response> early;
-        if (!timeout) {
+        bool must_close = false;  // the request cannot be framed: nothing after it can be read
+        if (known.transfer_encoding && !parser.chunked()) {
+            // RFC 9112 6.3: otherwise its body would be read as the next request (smuggling).
+            early = error_response(ctx, req, http::status::bad_request, "invalid_request",
+                                   "Transfer-Encoding is supported only with chunked as the "
+                                   "final coding.");
+            must_close = true;
+        } else if (req.version() >= 11 && known.host != 1) {
+            early = error_response(ctx, req, http::status::bad_request, "invalid_request",
+                                   "An HTTP/1.1 request must carry exactly one Host header.");
+        } else if (!timeout) {
             early = error_response(ctx, req, http::status::bad_request, "invalid_timeout",
                                    "X-Request-Timeout-Ms must be an integer in 1.." +
                                        std::to_string(options.max_request_timeout.count()) + ".");
@@ -683,7 +712,9 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 break;
             }
         }
-        const bool unread_input = !parser.is_done();
+        // The deadline runs from the header: a body that arrived after it is not handled.
+        if (!early && ctx.done()) early = error_response(ctx, req, ctx.err());
+        const bool unread_input = !parser.is_done() || must_close;
         if (early && unread_input) keep_alive = false;
 
         Response res;

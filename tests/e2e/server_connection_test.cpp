@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -47,6 +48,7 @@ TEST(ServerConnection, MalformedRequestGets400JsonThenClose) {
     EXPECT_EQ(error_code_of(*res), "invalid_request");
     EXPECT_NE(res->body.find("Malformed HTTP request"), std::string::npos) << res->body;
     EXPECT_TRUE(res->header("X-Request-ID"));
+    EXPECT_EQ(res->header("X-Trace-ID").value_or("").size(), 32U);  // every response has one
     EXPECT_TRUE(client.wait_closed(10s));
 
     HttpClient bad_header(service.port());
@@ -55,6 +57,77 @@ TEST(ServerConnection, MalformedRequestGets400JsonThenClose) {
     ASSERT_TRUE(res2);
     EXPECT_EQ(res2->status, 400);
     EXPECT_TRUE(bad_header.wait_closed(10s));
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+// RFC 9112 6.3: a Transfer-Encoding whose final coding is not chunked cannot be framed; reading
+// on would take its body for the next request (request smuggling).
+TEST(ServerConnection, TransferEncodingNotEndingInChunkedIs400ThenClose) {
+    ServiceProcess service;
+    for (const char* coding : {"gzip", "chunked, gzip"}) {
+        HttpClient client(service.port());
+        ASSERT_TRUE(client.send_raw(std::string("POST /v1/events HTTP/1.1\r\nHost: t\r\n"
+                                                "Transfer-Encoding: ") +
+                                    coding +
+                                    "\r\n\r\nGET /v1/whoami HTTP/1.1\r\nHost: t\r\n"
+                                    "X-Request-ID: smuggled\r\n\r\n"));
+        auto res = client.read_response();
+        ASSERT_TRUE(res) << coding;
+        EXPECT_EQ(res->status, 400) << coding;
+        EXPECT_EQ(error_code_of(*res), "invalid_request") << coding;
+        EXPECT_EQ(res->header("Connection"), "close") << coding;
+        EXPECT_TRUE(client.wait_closed(10s)) << coding;  // and no answer to the smuggled request
+    }
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+TEST(ServerConnection, Http11WithoutExactlyOneHostIs400) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw("GET /healthz HTTP/1.1\r\n\r\n"));
+    auto none = client.read_response();
+    ASSERT_TRUE(none);
+    EXPECT_EQ(none->status, 400);
+    EXPECT_EQ(error_code_of(*none), "invalid_request");
+    ASSERT_TRUE(client.send_raw("GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"));
+    auto two = client.read_response();
+    ASSERT_TRUE(two);
+    EXPECT_EQ(two->status, 400);
+    ASSERT_TRUE(client.send_raw("GET /healthz HTTP/1.0\r\n\r\n"));  // 1.0: Host optional
+    auto old = client.read_response();
+    ASSERT_TRUE(old);
+    EXPECT_EQ(old->status, 200);
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+// RFC 9112 3.2.2: a server must accept the absolute-form a client sends to a proxy.
+TEST(ServerConnection, AbsoluteFormTargetIsRoutedByItsPath) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw("GET http://t/healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, R"({"status":"ok"})");
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+// The deadline runs from the header: a body that arrives after it is answered 504, the handler
+// does not run.
+TEST(ServerConnection, BodyArrivingAfterTheDeadlineIs504) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(
+        client.send_raw("POST /v1/events HTTP/1.1\r\nHost: t\r\nX-Request-Timeout-Ms: 1\r\n"
+                        "Content-Length: 31\r\n\r\n"));
+    // The deadline is 1 ms after the header: wait until it has surely passed (a bounded wait on
+    // the clock, not on the server).
+    std::this_thread::sleep_for(50ms);
+    ASSERT_TRUE(client.send_raw(R"({"topic":"t","payload":{"n":1}})"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 504);
+    EXPECT_EQ(error_code_of(*res), "deadline_exceeded");
     EXPECT_EQ(service.terminate(), 0);
 }
 
