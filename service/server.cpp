@@ -49,6 +49,9 @@ constexpr auto use_nothrow = net::as_tuple(net::use_awaitable);
 constexpr std::size_t kHeaderLimit = 16 * 1024;
 constexpr std::size_t kReadChunk = 4096;
 constexpr std::size_t kMonitorChunk = 1024;
+// The monitor keeps reading (pipelined requests) while less than this is buffered; past it the
+// client waits for its answers (back-pressure) and a disconnect shows at the next read.
+constexpr std::size_t kMonitorBufferLimit = 64 * 1024;
 constexpr auto kLingerBound = std::chrono::milliseconds(1000);
 constexpr auto kShutdownPoll = std::chrono::milliseconds(5);
 constexpr auto kSessionsBound = std::chrono::milliseconds(5000);
@@ -160,7 +163,7 @@ struct Session : std::enable_shared_from_this<Session> {
     void monitor_if_still_handling() {
         entered_slot = kNotEntered;
         if (phase == Phase::handling && handling_target != nullptr && !closed && !monitor_pending &&
-            buffer.size() == 0) {
+            buffer.size() < kMonitorBufferLimit) {
             start_monitor(handling_target);
         }
     }
@@ -170,11 +173,22 @@ struct Session : std::enable_shared_from_this<Session> {
         peer_gone = false;
         monitor_target = target;
         monitor_done.expires_at(kNever);
+        read_monitor();
+    }
+
+    void read_monitor() {
         socket.async_read_some(
             buffer.prepare(kMonitorChunk),
             [self = shared_from_this()](boost::system::error_code ec, std::size_t n) {
-                self->monitor_pending = false;
                 self->buffer.commit(n);
+                if (!ec && self->monitor_target != nullptr &&
+                    self->buffer.size() < kMonitorBufferLimit) {
+                    // Bytes of the next requests: kept, and the watch for the client leaving
+                    // goes on (it may send more, then close).
+                    self->read_monitor();
+                    return;
+                }
+                self->monitor_pending = false;
                 if (ec && ec != net::error::operation_aborted) {
                     // EOF or reset: the client is gone; cancel its request now.
                     self->peer_gone = true;
@@ -739,8 +753,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 case Router::Outcome::found:
                     s->phase = Phase::handling;
                     s->set_deadline(kNever);
-                    // Pipelined bytes already buffered: the client is evidently still there.
-                    if (s->buffer.size() == 0) s->monitor_soon(&req_cancel);
+                    s->monitor_soon(&req_cancel);
                     {
                         std::exception_ptr failure;
                         try {

@@ -154,6 +154,32 @@ TEST(ServerInProcess, ClientDisconnectCancelsTheRequestContext) {
     EXPECT_EQ(server.leaked(), 0U);
 }
 
+// Bytes of further requests (pipelined, sent with the first or while it runs) do not hide the
+// client leaving: the waiting request is cancelled, and the requests behind it never start.
+TEST(ServerInProcess, ClientDisconnectIsSeenBehindPipelinedBytes) {
+    InProcessServer server;
+    HttpClient client(server.port());
+    ASSERT_TRUE(
+        client.send_raw("GET /test/wait HTTP/1.1\r\nHost: t\r\nX-Request-ID: piped-1\r\n\r\n"
+                        "GET /test/wait HTTP/1.1\r\nHost: t\r\nX-Request-ID: piped-2\r\n\r\n"));
+    ASSERT_TRUE(wait_until([&] { return server.probe().started.load() == 1; }, 10s));
+    ASSERT_TRUE(client.send_raw("G"));  // more bytes while the first request waits
+
+    client.close();
+    ASSERT_TRUE(wait_until([&] { return server.probe().finished() == 1; }, 10s));
+    EXPECT_EQ(server.probe().cause(0), "client_disconnect");
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return server.log_has({R"("request_id":"piped-1")", R"("status":499)",
+                                   R"("cancel_reason":"client_disconnect")"});
+        },
+        10s))
+        << ::testing::PrintToString(server.log_lines());
+    server.stop();
+    EXPECT_EQ(server.probe().started.load(), 1);  // the pipelined request never started
+    EXPECT_EQ(server.leaked(), 0U);
+}
+
 // Disconnect watches start once per event-loop turn for every handler entered in it: several
 // handlers that wait at once are each watched, and each learns of its own client leaving.
 TEST(ServerInProcess, EveryWaitingHandlerIsWatchedForItsClient) {
