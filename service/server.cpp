@@ -58,8 +58,8 @@ constexpr auto kSessionsBound = std::chrono::milliseconds(5000);
 constexpr auto kBackgroundBound = std::chrono::milliseconds(10000);
 constexpr Clock::time_point kNever = Clock::time_point::max();
 
-// idle: waiting for the first byte of a request (closed at once by a shutdown); reading: a request
-// has begun (it is in flight from here on); handling; writing.
+// idle: waiting for the first byte of a request (a shutdown closes it once no request is in
+// flight); reading: a request has begun (it is in flight from here on); handling; writing.
 enum class Phase { idle, reading, handling, writing };
 
 struct Worker {
@@ -338,6 +338,9 @@ struct Server::Impl {
     std::atomic<bool> draining{false};
     std::atomic<bool> root_cancelled{false};
     std::atomic<std::size_t> sessions_live{0};
+    // Sessions with a request under way, from its first byte to its answer (the drain waits for
+    // these; idle keep-alive connections stay open meanwhile and answer with Connection: close).
+    std::atomic<std::size_t> sessions_busy{0};
     std::uint16_t bound_port = 0;
     std::size_t next_worker = 0;
     std::size_t leaked = 0;
@@ -346,6 +349,13 @@ struct Server::Impl {
     net::awaitable<void> session(Worker* w, std::shared_ptr<Session> s, Context root);
     net::awaitable<void> supervise(CancelHandle cancel_root, BackgroundStop stop_background,
                                    Context background_ctx);
+    void set_phase(Session& s, Phase phase) noexcept {
+        const bool was_idle = s.phase == Phase::idle;
+        const bool is_idle = phase == Phase::idle;
+        if (was_idle && !is_idle) sessions_busy.fetch_add(1, std::memory_order_acq_rel);
+        if (!was_idle && is_idle) sessions_busy.fetch_sub(1, std::memory_order_acq_rel);
+        s.phase = phase;
+    }
     WriteStart start_write(Session& s, const Response& res, const ResponseFrame& frame);
     net::awaitable<bool> finish_write(Session& s, WriteStart started);
     net::awaitable<void> linger_close(Session& s);
@@ -517,7 +527,7 @@ WriteStart Server::Impl::start_write(Session& s, const Response& res, const Resp
 // The rest of a response start_write could not send at once; false when the connection failed.
 net::awaitable<bool> Server::Impl::finish_write(Session& s, WriteStart started) {
     if (started.done()) co_return !started.failed;
-    s.phase = Phase::writing;
+    set_phase(s, Phase::writing);
     s.set_deadline(Clock::now() + options.idle_timeout);
     auto [ec, n] = co_await net::async_write(s.socket, started.rest, use_nothrow);
     (void)n;
@@ -529,7 +539,7 @@ net::awaitable<bool> Server::Impl::finish_write(Session& s, WriteStart started) 
 net::awaitable<void> Server::Impl::linger_close(Session& s) {
     boost::system::error_code ignored;
     s.socket.shutdown(tcp::socket::shutdown_send, ignored);
-    s.phase = Phase::reading;
+    set_phase(s, Phase::reading);
     s.set_deadline(Clock::now() + kLingerBound);
     std::array<char, 4096> sink{};
     for (int i = 0; i < 4096 && !s.closed; ++i) {
@@ -540,6 +550,12 @@ net::awaitable<void> Server::Impl::linger_close(Session& s) {
 }
 
 net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s, Context root) {
+    // However the session ends (an exception included), it is no longer busy.
+    struct LeavesIdle {
+        Impl* impl;
+        Session* s;
+        ~LeavesIdle() { impl->set_phase(*s, Phase::idle); }
+    } leaves_idle{this, s.get()};
     auto [conn_ctx, conn_cancel] = with_cancel(root);
     s->self = w->sessions.insert(w->sessions.end(), s.get());
     s->set_deadline(Clock::now() + options.header_timeout);
@@ -553,16 +569,15 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
     for (;;) {
         // Wait for the next request: idle timeout until its first byte, then header timeout.
         if (!first) {
-            if (draining.load(std::memory_order_acquire)) break;
             if (s->buffer.size() == 0) {
-                s->phase = Phase::idle;
+                set_phase(*s, Phase::idle);
                 s->set_deadline(last_end + options.idle_timeout);
                 auto [ec, n] =
                     co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
                 if (ec) break;
                 s->buffer.commit(n);
             }
-            s->phase = Phase::reading;
+            set_phase(*s, Phase::reading);
             arrived = Clock::now();
             s->set_deadline(arrived + options.header_timeout);
         }
@@ -582,7 +597,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             auto [rec, n] =
                 co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
             s->buffer.commit(n);
-            if (n > 0) s->phase = Phase::reading;
+            if (n > 0) set_phase(*s, Phase::reading);
             header_read_more = true;
             if (rec == net::error::eof) {
                 hec = http::error::end_of_stream;
@@ -751,7 +766,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                                          "The request path has a malformed percent-encoding.");
                     break;
                 case Router::Outcome::found:
-                    s->phase = Phase::handling;
+                    set_phase(*s, Phase::handling);
                     s->set_deadline(kNever);
                     s->monitor_soon(&req_cancel);
                     {
@@ -868,7 +883,7 @@ net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
         signals->cancel(ignored);
     }
 
-    // 1. Stop accepting; /readyz answers 503; idle keep-alive connections close.
+    // 1. Stop accepting; /readyz answers 503, every answer carries Connection: close.
     draining.store(true, std::memory_order_release);
     logger.info("shutdown started", {{"in_flight", limiter.in_flight()},
                                      {"connections", sessions_live.load()},
@@ -877,15 +892,18 @@ net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
         boost::system::error_code ignored;
         acceptor->close(ignored);
     }
+
+    // 2. Grace: in-flight requests may finish. A request counts from its first header byte (a
+    // session still reading one is in flight too). Idle keep-alive connections stay open while
+    // any request is in flight, so that a client can still ask them (/readyz: 503); what they
+    // are asked is answered with Connection: close. Then they are closed, and every session
+    // ends after its current exchange.
+    const auto grace_end = Clock::now() + options.shutdown_grace;
+    co_await wait_until([this] { return sessions_busy.load() == 0; }, grace_end);
     for_each_session([](Session& s) {
         if (s.phase == Phase::idle) s.close();
     });
-
-    // 2. Grace: in-flight requests may finish. A request counts from its first header byte (a
-    // session still reading one is in flight too); every session ends after its current
-    // exchange now that draining answers with Connection: close, idle ones are closed above.
-    co_await wait_until([this] { return sessions_live.load() == 0; },
-                        Clock::now() + options.shutdown_grace);
+    co_await wait_until([this] { return sessions_live.load() == 0; }, grace_end);
 
     // 3. Cancel the root: still-running requests end with 503 shutting_down.
     const std::size_t still = limiter.in_flight();

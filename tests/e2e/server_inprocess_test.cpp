@@ -331,6 +331,9 @@ TEST(ServerInProcess, ReadyzIs503WhileDraining) {
     // A /readyz whose header is still arriving when the drain starts.
     HttpClient probe(server.port());
     ASSERT_TRUE(probe.send_raw("GET /readyz HTTP/1.1\r\nHost: t\r\n"));
+    // A keep-alive connection, idle when the drain starts.
+    HttpClient kept(server.port());
+    ASSERT_TRUE(kept.request("GET", "/healthz"));
 
     server.begin_shutdown();
     ASSERT_TRUE(wait_until([&] { return server.draining(); }, 10s));
@@ -341,6 +344,13 @@ TEST(ServerInProcess, ReadyzIs503WhileDraining) {
     EXPECT_NE(res->body.find(R"("status":"not_ready")"), std::string::npos) << res->body;
     EXPECT_NE(res->body.find(R"("draining":true)"), std::string::npos) << res->body;
     EXPECT_EQ(res->header("Connection"), "close");
+    // The idle connection is still there while a request is in flight, and asking it is
+    // answered (and then it closes).
+    auto asked = kept.request("GET", "/readyz");
+    ASSERT_TRUE(asked);
+    EXPECT_EQ(asked->status, 503);
+    EXPECT_EQ(asked->header("Connection"), "close");
+    EXPECT_TRUE(kept.wait_closed(10s));
 
     // The in-flight request ends (its client leaves), so the drain completes before the grace.
     busy.close();
