@@ -147,7 +147,13 @@ BulkSyncParse parse_bulk_sync(std::string_view body, const BulkSyncLimits& limit
         SyncEntry entry;
         entry.key = std::move(key->get_ref<std::string&>());
         entry.value = std::move(value->get_ref<std::string&>());
+        // null = absent. Not a number is a wrong JSON type (the whole request fails, like key
+        // and value); a number that is not a 32-bit non-negative integer fails the entry alone.
         if (const auto ttl = e.find("ttl"); ttl != e.end() && !ttl->is_null()) {
+            if (!ttl->is_number()) {
+                out.error = invalid_request("Field \"" + field + ".ttl\" must be a number.");
+                return out;
+            }
             if (const auto t = ttl_of(*ttl)) {
                 entry.ttl = *t;
             } else {

@@ -69,8 +69,9 @@ bool is_valid_cache_key(std::string_view key) noexcept {
 }
 
 std::optional<std::uint32_t> parse_ttl(std::optional<std::string_view> text) noexcept {
-    if (!text || text->empty()) return std::uint32_t{0};
-    if (text->size() > 10) return std::nullopt;
+    if (!text) return std::uint32_t{0};
+    // `?ttl=` or `?ttl` is a value that is not a non-negative integer, not an absent one.
+    if (text->empty() || text->size() > 10) return std::nullopt;
     std::uint32_t value = 0;
     const auto* end = text->data() + text->size();
     const auto [ptr, ec] = std::from_chars(text->data(), end, value);

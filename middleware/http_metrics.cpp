@@ -27,10 +27,12 @@ constexpr std::array<double, 16> kBounds{0.0001, 0.00025, 0.0005, 0.001, 0.0025,
                                          0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 constexpr std::size_t kBucketCount = kBounds.size() + 1;  // +Inf last
 
+// The method label's values: RFC 9110's methods plus PATCH, and "other" for any other token, so
+// a client cannot mint series (or a 4000-byte label) by sending made-up methods.
 constexpr std::array<std::string_view, 10> kMethodNames{
-    "", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
+    "other", "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"};
 
-// Index into kMethodNames; 0 for any other method (counted on the locked path).
+// Index into kMethodNames; 0 ("other") for any other method.
 unsigned method_id(std::string_view m) noexcept {
     for (unsigned i = 1; i < kMethodNames.size(); ++i) {
         if (m == kMethodNames[i]) return i;
@@ -200,7 +202,7 @@ struct HttpMetrics::State {
         return shards.back();
     }
 
-    // A method outside kMethodNames, an odd status, or a full shard table.
+    // An odd status or a full shard table. `method` is one of kMethodNames.
     void count_unusual(std::string_view method, std::size_t route, unsigned status) {
         std::string key(method);
         key += '\0';
@@ -223,7 +225,7 @@ struct HttpMetrics::State {
 
     // A thread that is exiting has no shard: everything on the locked path.
     void record_locked(const Exchange& e, std::size_t route) {
-        count_unusual(e.method, route, e.status);
+        count_unusual(kMethodNames[method_id(e.method)], route, e.status);
         std::lock_guard lock(mutex);
         durations[route]->Observe(e.duration_s);
         const int c = cancel_index(e.cancel_reason);
@@ -326,33 +328,21 @@ struct HttpMetrics::State {
 
 HttpMetrics::HttpMetrics(Metrics& metrics, std::function<std::size_t()> in_flight)
     : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)), state_(std::make_shared<State>()) {
-    auto& registry = metrics.registry();
-    state_->requests = &prometheus::BuildCounter()
-                            .Name("http_requests_total")
-                            .Help("HTTP requests by method, route pattern and status")
-                            .Register(registry);
-    state_->duration_family = &prometheus::BuildHistogram()
-                                   .Name("http_request_duration_seconds")
-                                   .Help("HTTP request duration by route pattern")
-                                   .Register(registry);
-    auto& cancelled = prometheus::BuildCounter()
-                          .Name("http_requests_cancelled_total")
-                          .Help("Requests whose context was cancelled, by reason")
-                          .Register(registry);
+    state_->requests = &metrics.counter_family("http_requests_total",
+                                               "HTTP requests by method, route pattern and status");
+    state_->duration_family = &metrics.histogram_family("http_request_duration_seconds",
+                                                        "HTTP request duration by route pattern");
+    auto& cancelled = metrics.counter_family("http_requests_cancelled_total",
+                                             "Requests whose context was cancelled, by reason");
     state_->cancelled = {&cancelled.Add({{"reason", "client_disconnect"}}),
                          &cancelled.Add({{"reason", "deadline"}}),
                          &cancelled.Add({{"reason", "shutdown"}})};
 
-    auto* in_flight_gauge = &prometheus::BuildGauge()
-                                 .Name("http_requests_in_flight")
-                                 .Help("HTTP requests being handled")
-                                 .Register(registry)
-                                 .Add({});
-    auto* contexts_gauge = &prometheus::BuildGauge()
-                                .Name("reqctx_contexts_live")
-                                .Help("Derived contexts alive in the process")
-                                .Register(registry)
-                                .Add({});
+    auto* in_flight_gauge =
+        &metrics.gauge_family("http_requests_in_flight", "HTTP requests being handled").Add({});
+    auto* contexts_gauge =
+        &metrics.gauge_family("reqctx_contexts_live", "Derived contexts alive in the process")
+             .Add({});
     metrics.on_scrape(
         [state = state_, in_flight_gauge, contexts_gauge, in_flight = std::move(in_flight)] {
             in_flight_gauge->Set(in_flight ? static_cast<double>(in_flight()) : 0.0);
@@ -412,8 +402,8 @@ void HttpMetrics::record(const Exchange& e) {
         route = s->routes - 1;
     }
     const unsigned method = method_id(e.method);
-    if (method == 0 || e.status > 0xffff || !s->count_series(series_key(route, e.status, method))) {
-        state_->count_unusual(e.method, route, e.status);
+    if (e.status > 0xffff || !s->count_series(series_key(route, e.status, method))) {
+        state_->count_unusual(kMethodNames[method], route, e.status);
     }
 
     // The bucket prometheus::Histogram::Observe picks (std::lower_bound: the first bound not

@@ -2,7 +2,8 @@
 
 // HTTP metrics on the shared registry: http_requests_total{method,route,status},
 // http_request_duration_seconds{route} (histogram), http_requests_in_flight,
-// http_requests_cancelled_total{reason}, reqctx_contexts_live. Route labels are patterns.
+// http_requests_cancelled_total{reason}, reqctx_contexts_live. Route labels are patterns; a method
+// outside GET HEAD POST PUT DELETE CONNECT OPTIONS TRACE PATCH is labelled "other".
 // record() takes no lock and does no label-map lookup: each thread counts into its own shard
 // (plain relaxed loads and stores by its one writer); a scrape sums the shards and hands the
 // increments to the prometheus objects. A thread's shard outlives it (counts are kept) and is

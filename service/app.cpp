@@ -50,12 +50,23 @@ ServerOptions server_options(const Config& c, bool handle_signals) {
     return o;
 }
 
+std::vector<std::string> memcache_labels(const Config& c) {
+    std::vector<std::string> labels;
+    for (const auto& s : c.memcache) {
+        labels.push_back(memcache::ServerAddress{s.host, s.port}.label());
+    }
+    return labels;
+}
+
 memcache::ClientConfig memcache_config(const Config& c,
                                        std::shared_ptr<memcache::Observer> observer) {
     memcache::ClientConfig mc;
     for (const auto& s : c.memcache) mc.servers.push_back({s.host, s.port, s.weight});
     mc.pool_size = c.memcache_pool_size;
     mc.connect_timeout = c.memcache_connect_timeout;
+    // A dead server's keys fail fast (503 cache_unavailable) instead of moving to another server:
+    // moved writes would be lost, and stale values read, once it comes back.
+    mc.eject_dead_servers = false;
     mc.observer = std::move(observer);
     return mc;
 }
@@ -95,7 +106,7 @@ struct App::Parts {
     Server server;
     TaskRegistry tasks;
     Semaphore bulk_semaphore;
-    std::shared_ptr<MemcacheMetrics> memcache_metrics;  // the client's observer; outlives it
+    std::shared_ptr<MemcacheMetrics> memcache_metrics;  // fed by the client's observer
     memcache::Client memcache;
     HttpClient http_client;   // outgoing calls of /v1/fanout
     BusinessRoutes business;  // cache, bulk-sync, subscriptions, events
@@ -110,7 +121,9 @@ struct App::Parts {
                  limiter),
           bulk_semaphore(static_cast<std::int64_t>(config.bulk_max_inflight)),
           memcache_metrics(std::make_shared<MemcacheMetrics>(metrics)),
-          memcache(server.executor(), memcache_config(config, memcache_metrics)),
+          memcache(server.executor(),
+                   memcache_config(config, std::make_shared<MemcacheObserver>(
+                                               memcache_metrics, logger, memcache_labels(config)))),
           business(config, server.executor(), memcache, bulk_semaphore, tasks, logger, metrics) {
         track_memcache_pool(metrics, memcache);
     }
@@ -194,7 +207,9 @@ net::awaitable<std::size_t> stop_background(App::Parts* p, Context ctx) {
 
 std::size_t App::run(Context root, CancelHandle cancel_root) {
     Parts& p = *parts_;
-    p.memcache.start(root);
+    // Not cancelled with the root: subscribers still use the client until stop_background has
+    // joined them, then closes it (cancel and join) itself.
+    p.memcache.start(without_cancel(root));
     const std::size_t leaked =
         p.server.run(root, std::move(cancel_root),
                      [parts = &p](Context ctx) { return stop_background(parts, std::move(ctx)); });

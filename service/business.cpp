@@ -24,20 +24,13 @@ namespace reqctx {
 namespace {
 
 EventMetrics make_event_metrics(Metrics& m) {
-    auto& registry = m.registry();
     EventMetrics em;
-    em.published = &prometheus::BuildCounter()
-                        .Name("events_published_total")
-                        .Help("Events published to the in-process bus, by topic.")
-                        .Register(registry);
-    em.processed = &prometheus::BuildCounter()
-                        .Name("events_processed_total")
-                        .Help("Events processed by subscribers, by topic.")
-                        .Register(registry);
-    em.dropped = &prometheus::BuildCounter()
-                      .Name("events_dropped_total")
-                      .Help("Events dropped because a subscriber queue was full, by topic.")
-                      .Register(registry);
+    em.published = &m.counter_family("events_published_total",
+                                     "Events published to the in-process bus, by topic.");
+    em.processed =
+        &m.counter_family("events_processed_total", "Events processed by subscribers, by topic.");
+    em.dropped = &m.counter_family("events_dropped_total",
+                                   "Events dropped because a subscriber queue was full, by topic.");
     return em;
 }
 
@@ -52,10 +45,7 @@ BulkSyncLimits bulk_limits(const Config& c) {
 
 // bulk_sync_entries_total{result}: counted once per request, when it ends.
 BulkSyncObserver bulk_observer(Metrics& m) {
-    auto& family = prometheus::BuildCounter()
-                       .Name("bulk_sync_entries_total")
-                       .Help("Bulk-sync entries by outcome.")
-                       .Register(m.registry());
+    auto& family = m.counter_family("bulk_sync_entries_total", "Bulk-sync entries by outcome.");
     auto* ok = &family.Add({{"result", "ok"}});
     auto* error = &family.Add({{"result", "error"}});
     auto* cancelled = &family.Add({{"result", "cancelled"}});
@@ -67,7 +57,7 @@ BulkSyncObserver bulk_observer(Metrics& m) {
 }
 
 prometheus::Gauge& gauge(Metrics& m, const char* name, const char* help) {
-    return prometheus::BuildGauge().Name(name).Help(help).Register(m.registry()).Add({});
+    return m.gauge_family(name, help).Add({});
 }
 
 }  // namespace

@@ -21,7 +21,7 @@ constexpr std::array<std::string_view, MemcacheMetrics::kResults> kResultLabels{
     "hit",
     "miss",
     "deadline_exceeded",
-    "canceled",
+    "cancelled",
     "invalid_key",
     "value_too_large",
     "not_stored",
@@ -59,14 +59,10 @@ const prometheus::Histogram::BucketBoundaries& duration_buckets() {
 }  // namespace
 
 MemcacheMetrics::MemcacheMetrics(Metrics& metrics)
-    : ops_(&prometheus::BuildCounter()
-                .Name("memcache_ops_total")
-                .Help("Memcache operations by op and result")
-                .Register(metrics.registry())),
-      durations_(&prometheus::BuildHistogram()
-                      .Name("memcache_op_duration_seconds")
-                      .Help("Memcache operation duration (queueing, connect, round trip) by op")
-                      .Register(metrics.registry())) {}
+    : ops_(&metrics.counter_family("memcache_ops_total", "Memcache operations by op and result")),
+      durations_(&metrics.histogram_family(
+          "memcache_op_duration_seconds",
+          "Memcache operation duration (queueing, connect, round trip) by op")) {}
 
 void MemcacheMetrics::on_op(const memcache::OpEvent& event) noexcept {
     const std::string_view op_label = memcache::to_string(event.op);
@@ -103,11 +99,27 @@ void MemcacheMetrics::on_op(const memcache::OpEvent& event) noexcept {
     }
 }
 
+MemcacheObserver::MemcacheObserver(std::shared_ptr<MemcacheMetrics> metrics, Logger& logger,
+                                   std::vector<std::string> server_labels)
+    : metrics_(std::move(metrics)), logger_(logger), labels_(std::move(server_labels)) {}
+
+void MemcacheObserver::on_server_state(std::size_t server, bool alive) noexcept {
+    try {
+        const std::string label =
+            server < labels_.size() ? labels_[server] : std::to_string(server);
+        if (alive) {
+            logger_.info("memcache server back", {{"server", label}});
+        } else {
+            logger_.warn("memcache server marked dead", {{"server", label}});
+        }
+    } catch (...) {
+        // Only allocation can fail here; an I/O thread must not terminate for a log line.
+    }
+}
+
 void track_memcache_pool(Metrics& metrics, const memcache::Client& client) {
-    auto& family = prometheus::BuildGauge()
-                       .Name("memcache_pool_connections")
-                       .Help("Memcache pool connections by server and state")
-                       .Register(metrics.registry());
+    auto& family = metrics.gauge_family("memcache_pool_connections",
+                                        "Memcache pool connections by server and state");
     // One gauge per (server label, state); a server listed twice shares its gauges (summed).
     std::map<std::string, std::array<prometheus::Gauge*, 3>> gauges;
     for (const auto& server : client.servers()) {

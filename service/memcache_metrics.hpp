@@ -8,8 +8,12 @@
 #include <array>
 #include <atomic>
 #include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "clients/memcache/client.hpp"
+#include "handlers/log.hpp"
 #include "handlers/metrics.hpp"
 
 namespace prometheus {
@@ -42,6 +46,22 @@ private:
     // and series that never happen (version/not_stored, ...) are not exported as zeros.
     std::array<std::array<std::atomic<prometheus::Counter*>, kResults>, kOps> counters_{};
     std::array<std::atomic<prometheus::Histogram*>, kOps> histograms_{};
+};
+
+// The service's client Observer: ops go to MemcacheMetrics, and a server marked dead (warn) or
+// back (info) is logged once per change. Must not outlive `logger`.
+class MemcacheObserver final : public memcache::Observer {
+public:
+    MemcacheObserver(std::shared_ptr<MemcacheMetrics> metrics, Logger& logger,
+                     std::vector<std::string> server_labels);
+
+    void on_op(const memcache::OpEvent& event) noexcept override { metrics_->on_op(event); }
+    void on_server_state(std::size_t server, bool alive) noexcept override;
+
+private:
+    std::shared_ptr<MemcacheMetrics> metrics_;
+    Logger& logger_;
+    std::vector<std::string> labels_;  // "host:port" by server index
 };
 
 // Registers memcache_pool_connections{server="host:port",state} for every configured server and

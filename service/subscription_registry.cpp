@@ -114,8 +114,8 @@ net::awaitable<void> run_subscriber(Context ctx, SubscriberDeps deps) {
             deps.logger->info_origin(ctx, "event processed",
                                      {{"subscription_id", st.id},
                                       {"topic", st.topic},
-                                      {"event_trace_id", event->trace_id},
-                                      {"event_request_id", event->request_id}});
+                                      {"trace_id", event->trace_id},
+                                      {"request_id", event->request_id}});
         } else if (ctx.done()) {
             break;  // cancelled mid-event: not a failure of the event
         } else {
@@ -123,7 +123,8 @@ net::awaitable<void> run_subscriber(Context ctx, SubscriberDeps deps) {
             deps.logger->warn_origin(ctx, "event failed",
                                      {{"subscription_id", st.id},
                                       {"topic", st.topic},
-                                      {"event_trace_id", event->trace_id},
+                                      {"trace_id", event->trace_id},
+                                      {"request_id", event->request_id},
                                       {"error", ec.message()}});
         }
     }

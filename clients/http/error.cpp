@@ -42,7 +42,7 @@ std::string_view error_name(std::error_code ec) noexcept {
         }
     }
     if (ec == ContextErrc::deadline_exceeded) return "deadline_exceeded";
-    if (ec == ContextErrc::canceled) return "canceled";
+    if (ec == ContextErrc::canceled) return "cancelled";  // the HTTP contract's spelling
     return "internal";
 }
 

@@ -21,7 +21,7 @@ const std::error_category& http_client_category() noexcept;
 std::error_code make_error_code(HttpClientErrc e) noexcept;
 
 // The snake_case name a JSON body shows for an error of a call ("connect_failed",
-// "deadline_exceeded", "canceled", ...).
+// "deadline_exceeded", "cancelled", ...).
 std::string_view error_name(std::error_code ec) noexcept;
 
 }  // namespace reqctx

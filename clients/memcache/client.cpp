@@ -168,6 +168,15 @@ struct Request {
     std::string value;
 };
 
+// The exptime for a relative ttl, read off the system clock as the command is written: a ttl
+// above 30 days would otherwise be read by memcached as an absolute unix time.
+std::int64_t exptime(std::int64_t ttl) {
+    if (ttl <= proto::kMaxRelativeExptime) return ttl;
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+        std::chrono::system_clock::now().time_since_epoch());
+    return proto::wire_exptime(ttl, now.count());
+}
+
 void encode(std::string& out, const Request& r) {
     switch (r.kind) {
         case Kind::get:
@@ -182,16 +191,17 @@ void encode(std::string& out, const Request& r) {
             }
             break;
         case Kind::touch:
-            proto::encode_touch(out, r.key, r.ttl, r.opaque);
+            proto::encode_touch(out, r.key, exptime(r.ttl), r.opaque);
             break;
         case Kind::store:
-            proto::encode_store(out, r.mode, r.key, r.value, r.ttl, r.flags, r.cas, r.opaque);
+            proto::encode_store(out, r.mode, r.key, r.value, exptime(r.ttl), r.flags, r.cas,
+                                r.opaque);
             break;
         case Kind::remove:
             proto::encode_delete(out, r.key, r.opaque);
             break;
         case Kind::arith:
-            proto::encode_arith(out, r.incr, r.key, r.cas, r.initial, r.ttl, r.opaque);
+            proto::encode_arith(out, r.incr, r.key, r.cas, r.initial, exptime(r.ttl), r.opaque);
             break;
         case Kind::noop:
             proto::encode_noop(out);

@@ -56,7 +56,8 @@ Result<std::vector<ServerAddress>> parse_servers(std::string_view spec);
 // Empty when `key` is a valid memcache key (1..250 bytes, no whitespace or control bytes).
 std::error_code validate_key(std::string_view key) noexcept;
 
-// Seconds; 0 = never expires. Values above 30 days are absolute unix times (memcached's rule).
+// Seconds from now; 0 = never expires. Always relative: above 30 days the client sends memcached
+// an absolute time (now + ttl by the system clock, capped at 2038-01-19T03:14:07Z).
 using Ttl = std::chrono::seconds;
 
 enum class Op : std::uint8_t {

@@ -84,6 +84,12 @@ bool parse_flags(std::string_view rest, Response& out) noexcept {
 
 }  // namespace
 
+std::int64_t wire_exptime(std::int64_t ttl_seconds, std::int64_t now_unix_seconds) noexcept {
+    if (ttl_seconds <= kMaxRelativeExptime) return ttl_seconds;
+    if (ttl_seconds >= kMaxAbsoluteExptime - now_unix_seconds) return kMaxAbsoluteExptime;
+    return now_unix_seconds + ttl_seconds;
+}
+
 void encode_get(std::string& out, std::string_view key, std::uint32_t opaque) {
     out += "mg ";
     out += key;

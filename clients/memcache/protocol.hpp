@@ -15,6 +15,13 @@ namespace reqctx::memcache::proto {
 
 enum class StoreMode : std::uint8_t { set, add, replace, append, prepend };
 
+// memcached reads an exptime above 30 days as an absolute unix time, and keeps it in a signed
+// 32-bit field. A relative ttl up to 30 days (or <= 0) goes on the wire as is; a longer one
+// becomes now + ttl, capped at INT32_MAX (2038-01-19T03:14:07Z).
+inline constexpr std::int64_t kMaxRelativeExptime = 60 * 60 * 24 * 30;
+inline constexpr std::int64_t kMaxAbsoluteExptime = 2147483647;
+std::int64_t wire_exptime(std::int64_t ttl_seconds, std::int64_t now_unix_seconds) noexcept;
+
 // `mg <key> v f c O<opaque>`: value, client flags, cas.
 void encode_get(std::string& out, std::string_view key, std::uint32_t opaque);
 // `mg <key> T<ttl> O<opaque>`: touch without fetching.

@@ -126,7 +126,7 @@ std::string_view result_label(const OpEvent& e) noexcept {
         return "ok";
     }
     if (e.ec == ContextErrc::deadline_exceeded) return "deadline_exceeded";
-    if (e.ec == ContextErrc::canceled) return "canceled";
+    if (e.ec == ContextErrc::canceled) return "cancelled";  // the HTTP contract's spelling
     if (e.ec.category() == memcache_category()) {
         switch (static_cast<MemcacheErrc>(e.ec.value())) {
             case MemcacheErrc::invalid_key:

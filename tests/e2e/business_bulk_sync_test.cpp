@@ -52,6 +52,36 @@ TEST(BusinessBulkSync, WritesEveryEntryAndReportsPerEntryStatus) {
     EXPECT_EQ(json_of(*conc)["error"]["code"], "invalid_request");
 }
 
+TEST(BusinessBulkSync, TtlOfTheWrongTypeFailsTheRequestABadNumberFailsItsEntry) {
+    BusinessStack stack;
+    for (const char* ttl : {R"("5")", "true", R"({"s":5})"}) {
+        const std::string body =
+            std::string(R"({"entries":[{"key":"w0","value":"v"},{"key":"w1","value":"v"},)") +
+            R"({"key":"w2","value":"v"},{"key":"w3","value":"v","ttl":)" + ttl + "}]}";
+        const auto r = stack.request("POST", "/v1/bulk-sync", {}, body);
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 400) << ttl << " " << r->body;
+        EXPECT_EQ(json_of(*r)["error"]["code"], "invalid_request") << ttl;
+        EXPECT_NE(r->body.find("entries[3].ttl"), std::string::npos) << r->body;
+    }
+    EXPECT_EQ(stack.request("GET", "/v1/cache/w0")->status, 404);  // nothing was written
+
+    const auto r = stack.request(
+        "POST", "/v1/bulk-sync", {},
+        R"({"entries":[{"key":"n0","value":"v","ttl":-1},{"key":"n1","value":"v","ttl":1.5},)"
+        R"({"key":"n2","value":"v","ttl":null},{"key":"n3","value":"v","ttl":2592001}]})");
+    ASSERT_TRUE(r);
+    ASSERT_EQ(r->status, 200) << r->body;
+    const auto doc = json_of(*r);
+    EXPECT_EQ(doc["results"][0]["error"], "invalid_ttl");
+    EXPECT_EQ(doc["results"][1]["error"], "invalid_ttl");
+    EXPECT_EQ(doc["results"][2]["status"], "ok");
+    EXPECT_EQ(doc["results"][3]["status"], "ok");
+    EXPECT_EQ(stack.request("GET", "/v1/cache/n2")->status, 200);
+    // A ttl above 30 days is seconds from now here too: the value stays readable.
+    EXPECT_EQ(stack.request("GET", "/v1/cache/n3")->status, 200);
+}
+
 TEST(BusinessBulkSync, NeverMoreWritesInFlightThanTheSemaphoreAllows) {
     constexpr int kCapacity = 4;
     BusinessStack stack({"--bulk-max-inflight", std::to_string(kCapacity), "--bulk-concurrency",

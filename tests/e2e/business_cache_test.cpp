@@ -80,15 +80,34 @@ TEST(BusinessCache, RejectsBadKeysTtlsAndLargeValues) {
     EXPECT_EQ(error_code_of(*long_key), "invalid_key");
     EXPECT_EQ(stack.request("PUT", "/v1/cache/" + std::string(250, 'k'), {}, "v")->status, 204);
 
-    for (const char* ttl : {"-1", "abc", "1.5", "99999999999"}) {
-        const auto r = stack.request("PUT", std::string("/v1/cache/k?ttl=") + ttl, {}, "v");
+    for (const char* ttl : {"=-1", "=abc", "=1.5", "=99999999999", "=", "", "=+5", "=%20"}) {
+        const auto r = stack.request("PUT", std::string("/v1/cache/k?ttl") + ttl, {}, "v");
         ASSERT_TRUE(r);
         EXPECT_EQ(r->status, 400) << ttl;
         EXPECT_EQ(error_code_of(*r), "invalid_ttl") << ttl;
     }
+    // A repeated parameter: the first one counts.
+    EXPECT_EQ(stack.request("PUT", "/v1/cache/k?ttl=5&ttl=x", {}, "v")->status, 204);
+    EXPECT_EQ(stack.request("PUT", "/v1/cache/k?ttl=x&ttl=5", {}, "v")->status, 400);
     const auto big = stack.request("PUT", "/v1/cache/big", {}, std::string(1024 * 1024 + 1, 'x'));
     ASSERT_TRUE(big);
     EXPECT_EQ(big->status, 413);
+}
+
+// ttl is seconds from now even above 30 days (memcached alone would read it as a unix time long
+// past and drop the value at once); beyond 2038 it is capped there.
+TEST(BusinessCache, TtlAbove30DaysKeepsTheValueReadable) {
+    BusinessStack stack;
+    for (const char* ttl : {"2592000", "2592001", "31536000", "4294967295"}) {
+        const std::string key = std::string("long-ttl-") + ttl;
+        const auto put = stack.request("PUT", "/v1/cache/" + key + "?ttl=" + ttl, {}, ttl);
+        ASSERT_TRUE(put);
+        EXPECT_EQ(put->status, 204) << ttl;
+        const auto get = stack.request("GET", "/v1/cache/" + key);
+        ASSERT_TRUE(get);
+        EXPECT_EQ(get->status, 200) << ttl;
+        EXPECT_EQ(get->body, ttl);
+    }
 }
 
 TEST(BusinessCache, StalledCacheGives504AtTheDeadline) {
@@ -105,6 +124,26 @@ TEST(BusinessCache, StalledCacheGives504AtTheDeadline) {
         const auto g = stack.request("GET", "/v1/cache/slow");
         return g && g->status == 200 && g->body == "v";
     }));
+}
+
+// A client that hangs up mid-op cancels it; the metric spells it as the contract does.
+TEST(BusinessCache, OpCancelledByADepartedClientIsCountedAsCancelled) {
+    BusinessStack stack;
+    stack.proxy().stall();
+    {
+        HttpClient client(stack.port());
+        ASSERT_TRUE(client.send_raw("GET /v1/cache/gone HTTP/1.1\r\nHost: x\r\n\r\n"));
+        ASSERT_TRUE(wait_until([&] {
+            return metric_value(stack.metrics(), "http_requests_in_flight").value_or(0) >= 2;
+        }));
+        client.close();
+    }
+    const auto cancelled = [&] {
+        return metric_sum(stack.metrics(), "memcache_ops_total", R"(result="cancelled")");
+    };
+    EXPECT_TRUE(wait_until([&] { return cancelled() >= 1; })) << stack.metrics();
+    EXPECT_EQ(stack.metrics().find(R"(result="canceled")"), std::string::npos);
+    stack.proxy().resume();
 }
 
 TEST(BusinessCache, CacheDownGives503AndRecovers) {

@@ -2,13 +2,35 @@
 
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <sstream>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "tests/support/http_client.hpp"
 #include "tests/support/process.hpp"
 
 namespace reqctx::test {
 namespace {
+
+// True if `text` has a line that starts with `prefix`.
+bool has_line_starting(const std::string& text, const std::string& prefix) {
+    return text.starts_with(prefix) || text.find("\n" + prefix) != std::string::npos;
+}
+
+// The sum of the samples whose line starts with `prefix` (e.g. a name and some labels).
+double sum_of(const std::string& exposition, const std::string& prefix) {
+    double sum = 0;
+    std::istringstream lines(exposition);
+    for (std::string line; std::getline(lines, line);) {
+        if (!line.starts_with(prefix)) continue;
+        sum += std::stod(line.substr(line.rfind(' ') + 1));
+    }
+    return sum;
+}
 
 TEST(ServerBasic, HelpListsEveryFlagWithDefaults) {
     Process p(service_binary(), {"--help"});
@@ -83,6 +105,79 @@ TEST(ServerBasic, FlagWinsOverEnvironment) {
     ASSERT_TRUE(res) << service.output();
     EXPECT_EQ(res->status, 200);
     EXPECT_EQ(service.terminate(), 0) << service.output();
+}
+
+// api.md's GET /metrics families: each has its # HELP and # TYPE lines from the first scrape,
+// before anything happened that would give it a sample.
+TEST(ServerBasic, MetricsListsEveryContractFamilyOnAFreshInstance) {
+    MemcachedServer mc;
+    ServiceProcess service({"--memcache", mc.address()});
+    const auto res = http_request(service.port(), "GET", "/metrics");
+    ASSERT_TRUE(res) << service.output();
+    ASSERT_EQ(res->status, 200);
+    const std::pair<std::string, std::string> families[] = {
+        {"http_requests_total", "counter"},        {"http_request_duration_seconds", "histogram"},
+        {"http_requests_in_flight", "gauge"},      {"http_requests_cancelled_total", "counter"},
+        {"reqctx_contexts_live", "gauge"},         {"reqctx_background_tasks_live", "gauge"},
+        {"bulk_sync_semaphore_capacity", "gauge"}, {"bulk_sync_semaphore_in_use", "gauge"},
+        {"bulk_sync_semaphore_waiters", "gauge"},  {"bulk_sync_entries_total", "counter"},
+        {"memcache_ops_total", "counter"},         {"memcache_op_duration_seconds", "histogram"},
+        {"memcache_pool_connections", "gauge"},    {"subscriptions_active", "gauge"},
+        {"events_published_total", "counter"},     {"events_processed_total", "counter"},
+        {"events_dropped_total", "counter"},
+    };
+    for (const auto& [name, type] : families) {
+        EXPECT_TRUE(has_line_starting(res->body, "# HELP " + name + " ")) << name << "\n"
+                                                                          << res->body;
+        EXPECT_TRUE(has_line_starting(res->body, "# TYPE " + name + " " + type + "\n")) << name;
+    }
+    // No request had ended when this scrape ran: no sample is made up for an empty family.
+    EXPECT_FALSE(has_line_starting(res->body, "http_requests_total")) << res->body;
+    EXPECT_FALSE(has_line_starting(res->body, "events_published_total")) << res->body;
+    EXPECT_EQ(service.terminate(), 0) << service.output();
+}
+
+// A made-up method is counted as method="other" (bounded label values); the access log keeps
+// the method as sent, one valid JSON line even for a 4000-byte method.
+TEST(ServerBasic, UnknownMethodsShareOneMetricsLabelAndAreLoggedAsSent) {
+    ServiceProcess service;
+    const std::string long_method(4000, 'Q');
+    for (const std::string& method : {std::string("ZZZA"), long_method}) {
+        const auto res = http_request(service.port(), method, "/v1/whoami");
+        ASSERT_TRUE(res) << method.size() << " " << service.output().substr(0, 2000);
+    }
+    const auto metrics = http_request(service.port(), "GET", "/metrics");
+    ASSERT_TRUE(metrics);
+    EXPECT_EQ(sum_of(metrics->body, R"(http_requests_total{method="other",route="/v1/whoami",)"),
+              2.0)
+        << metrics->body;
+    EXPECT_EQ(metrics->body.find("ZZZA"), std::string::npos);
+    EXPECT_EQ(metrics->body.find("QQQQ"), std::string::npos);
+
+    // The access line is written once the last byte is sent: poll for both.
+    const auto logged_lines = [&service](const std::string& method) {
+        std::vector<std::string> found;
+        std::istringstream lines(service.output());
+        for (std::string line; std::getline(lines, line);) {
+            if (line.find(R"("method":")" + method + "\"") != std::string::npos) {
+                found.push_back(line);
+            }
+        }
+        return found;
+    };
+    ASSERT_TRUE(wait_until([&] {
+        return !logged_lines("ZZZA").empty() && !logged_lines(long_method).empty();
+    })) << service.output().substr(0, 4000);
+    for (const std::string& method : {std::string("ZZZA"), long_method}) {
+        const auto lines = logged_lines(method);
+        ASSERT_EQ(lines.size(), 1U) << method.size();
+        const auto line = nlohmann::json::parse(lines[0], nullptr, false);
+        ASSERT_FALSE(line.is_discarded()) << lines[0];
+        ASSERT_TRUE(line.is_object()) << lines[0];
+        EXPECT_EQ(line.value("method", ""), method);
+        EXPECT_EQ(line.value("route", ""), "/v1/whoami") << lines[0];
+    }
+    EXPECT_EQ(service.terminate(), 0) << service.output().substr(0, 4000);
 }
 
 }  // namespace

@@ -192,6 +192,37 @@ TEST(MemcacheClient, EveryOpAgainstOneServer) {
     EXPECT_EQ(env.run(c.get(ctx, "bin")).error(), MemcacheErrc::closed);
 }
 
+// memcached reads an exptime above 30 days as an absolute unix time (then long past: gone at
+// once); the client sends now + ttl instead, so every write with such a ttl stays readable.
+TEST(MemcacheClient, TtlAbove30DaysIsRelative) {
+    MemcachedServer server;
+    Env env;
+    ClientConfig cfg;
+    cfg.servers = {addr(server)};
+    Client c(env.io.get_executor(), cfg);
+    c.start(background());
+    auto [ctx, cancel] = deadline(10s);
+    const Ttl days31{31 * 24 * 3600};
+    const Ttl huge{4'294'967'295};  // beyond 2038: capped there
+    EXPECT_FALSE(env.run(c.set(ctx, "set31", "a", days31)));
+    EXPECT_FALSE(env.run(c.set(ctx, "sethuge", "b", huge)));
+    EXPECT_FALSE(env.run(c.add(ctx, "add31", "c", days31)));
+    EXPECT_FALSE(env.run(c.set(ctx, "touch31", "d")));
+    EXPECT_EQ(env.run(c.touch(ctx, "touch31", days31)).value(), true);
+    EXPECT_EQ(env.run(c.incr(ctx, "incr31", 1, 5, days31)).value(), 5u);
+    const auto value_of = [&](const char* key) -> std::string {
+        auto r = env.run(c.get(ctx, key));
+        if (!r) return "<error>";
+        return r->has_value() ? (*r)->value : "<miss>";
+    };
+    EXPECT_EQ(value_of("set31"), "a");
+    EXPECT_EQ(value_of("sethuge"), "b");
+    EXPECT_EQ(value_of("add31"), "c");
+    EXPECT_EQ(value_of("touch31"), "d");
+    EXPECT_EQ(value_of("incr31"), "5");
+    EXPECT_FALSE(env.run(c.close(ctx)));
+}
+
 TEST(MemcacheClient, ServerRefusingLargeItemIsValueTooLarge) {
     MemcachedServer server;  // default item size 1 MiB
     Env env;

@@ -40,6 +40,9 @@ std::filesystem::path new_log_path(const std::string& program) {
     std::filesystem::create_directories(dir);
     auto name = std::filesystem::path(program).filename().string() + "-" +
                 std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".log";
+    // A test process of an earlier run may have had this pid: the child appends, so start empty.
+    std::error_code ec;
+    std::filesystem::remove(dir / name, ec);
     return dir / name;
 }
 

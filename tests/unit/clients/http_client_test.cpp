@@ -13,6 +13,7 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/asio/write.hpp>
 
+#include "clients/http/error.hpp"
 #include "clients/propagation.hpp"
 #include "tests/support/recording_http_server.hpp"
 
@@ -53,6 +54,13 @@ unsigned short closed_port() {
 }
 
 // ---- URLs ------------------------------------------------------------------------------
+
+// Fanout reports a failed call by this name: the HTTP contract spells it "cancelled".
+TEST(HttpClientError, NamesUseTheContractsSpelling) {
+    EXPECT_EQ(error_name(make_error_code(ContextErrc::canceled)), "cancelled");
+    EXPECT_EQ(error_name(make_error_code(ContextErrc::deadline_exceeded)), "deadline_exceeded");
+    EXPECT_EQ(error_name(make_error_code(HttpClientErrc::connect_failed)), "connect_failed");
+}
 
 TEST(HttpUrl, ParsesPlainHttp) {
     auto u = parse_http_url("http://127.0.0.1:8080/a/b?x=1#frag");

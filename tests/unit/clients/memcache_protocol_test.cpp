@@ -57,6 +57,26 @@ FeedResult feed(std::string_view wire, std::size_t fragment, std::size_t max_val
 
 const std::vector<std::size_t> kFragments = {1, 2, 5, 10, 100, 1 << 30};
 
+TEST(MemcacheProtocol, RelativeTtlAbove30DaysBecomesAnAbsoluteTimeCappedAt2038) {
+    constexpr std::int64_t now = 1'800'000'000;  // 2027-01-15
+    EXPECT_EQ(proto::wire_exptime(0, now), 0);
+    EXPECT_EQ(proto::wire_exptime(-1, now), -1);  // expires at once, as memcached reads it
+    EXPECT_EQ(proto::wire_exptime(60, now), 60);
+    EXPECT_EQ(proto::wire_exptime(2'592'000, now), 2'592'000);  // exactly 30 days: relative
+    EXPECT_EQ(proto::wire_exptime(2'592'001, now), now + 2'592'001);
+    EXPECT_EQ(proto::wire_exptime(347'483'647, now), 2'147'483'647);  // lands on the cap
+    EXPECT_EQ(proto::wire_exptime(347'483'648, now), 2'147'483'647);  // beyond it: capped
+    EXPECT_EQ(proto::wire_exptime(4'294'967'295, now), 2'147'483'647);
+}
+
+// memcache_ops_total{result=...}: the HTTP contract spells it "cancelled".
+TEST(MemcacheResultLabel, CancelledOpUsesTheContractsSpelling) {
+    const OpEvent cancelled{Op::get, make_error_code(ContextErrc::canceled), {}, {}};
+    EXPECT_EQ(result_label(cancelled), "cancelled");
+    const OpEvent late{Op::set, make_error_code(ContextErrc::deadline_exceeded), {}, {}};
+    EXPECT_EQ(result_label(late), "deadline_exceeded");
+}
+
 TEST(MemcacheProtocol, ParsesEveryResponseKindAtEveryFragmentSize) {
     const std::string value("a\r\nb\0c\0", 7);  // binary-safe: CRLF and NUL inside the value
     const std::string wire =

@@ -79,6 +79,34 @@ TEST(BulkSyncParse, BadEntriesFailAlone) {
     EXPECT_EQ(p.request.concurrency, 16u);
 }
 
+TEST(BulkSyncParse, TtlOfTheWrongJsonTypeFailsTheRequestNamingTheField) {
+    for (const char* ttl : {R"("5")", "true", "{}", "[1]"}) {
+        const auto p = parse_bulk_sync(
+            std::string(R"({"entries":[{"key":"a","value":""},{"key":"b","value":"","ttl":)") +
+                ttl + "}]}",
+            limits());
+        ASSERT_TRUE(p.error) << ttl;
+        EXPECT_EQ(p.error->code, "invalid_request") << ttl;
+        EXPECT_NE(p.error->message.find("entries[1].ttl"), std::string::npos) << p.error->message;
+    }
+    // A number that is not a 32-bit non-negative integer fails its entry alone; null is absent.
+    const auto p = parse_bulk_sync(
+        R"({"entries":[{"key":"a","value":"","ttl":1.5},{"key":"b","value":"","ttl":4294967296},
+                       {"key":"c","value":"","ttl":null}]})",
+        limits());
+    ASSERT_FALSE(p.error) << p.error->message;
+    ASSERT_EQ(p.request.entries.size(), 3u);
+    EXPECT_EQ(p.request.entries[0].error, "invalid_ttl");
+    EXPECT_EQ(p.request.entries[1].error, "invalid_ttl");
+    EXPECT_EQ(p.request.entries[2].error, "");
+    EXPECT_EQ(p.request.entries[2].ttl, 0u);
+    const auto largest =
+        parse_bulk_sync(R"({"entries":[{"key":"d","value":"","ttl":4294967295}]})", limits());
+    ASSERT_FALSE(largest.error) << largest.error->message;
+    EXPECT_EQ(largest.request.entries[0].error, "");
+    EXPECT_EQ(largest.request.entries[0].ttl, 4294967295u);
+}
+
 TEST(BulkSyncBody, ListsResultsInRequestOrder) {
     std::vector<SyncEntry> entries(3);
     entries[0].key = "k1";

@@ -26,7 +26,6 @@ TEST(CacheKey, RejectsEmptyLongWhitespaceAndControl) {
 
 TEST(CacheTtl, DefaultsToZeroAndAcceptsNonNegativeIntegers) {
     EXPECT_EQ(parse_ttl(std::nullopt), 0u);
-    EXPECT_EQ(parse_ttl(""), 0u);
     EXPECT_EQ(parse_ttl("0"), 0u);
     EXPECT_EQ(parse_ttl("60"), 60u);
     EXPECT_EQ(parse_ttl("4294967295"), 4294967295u);
@@ -34,7 +33,7 @@ TEST(CacheTtl, DefaultsToZeroAndAcceptsNonNegativeIntegers) {
 
 TEST(CacheTtl, RejectsEverythingElse) {
     for (const char* bad :
-         {"-1", "+5", "1.5", "abc", "10s", " 1", "4294967296", "99999999999", "0x10"}) {
+         {"", "-1", "+5", "1.5", "abc", "10s", " 1", "4294967296", "99999999999", "0x10"}) {
         EXPECT_FALSE(parse_ttl(bad).has_value()) << bad;
     }
 }

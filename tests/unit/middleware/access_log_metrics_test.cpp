@@ -4,12 +4,20 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/summary.h>
+#include <prometheus/text_serializer.h>
 #include <spdlog/sinks/ostream_sink.h>
 
 #include "clients/propagation.hpp"
@@ -212,6 +220,7 @@ TEST(HttpMetricsOutput, ExpositionForAKnownSequenceIsExact) {
         e.cancel_reason = reason;
         http.record(e);
     };
+    // Before any request: every family is listed; http_requests_total, without samples, last.
     EXPECT_EQ(
         stable(metrics.scrape()),
         stable(
@@ -285,6 +294,8 @@ http_request_duration_seconds_bucket{route="/healthz",le="2.5"} 0
 http_request_duration_seconds_bucket{route="/healthz",le="5"} 0
 http_request_duration_seconds_bucket{route="/healthz",le="10"} 0
 http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 0
+# HELP http_requests_total HTTP requests by method, route pattern and status
+# TYPE http_requests_total counter
 )exp"));
     record("GET", 0, "/healthz", 200, 0.0003, "");
     record("GET", 0, "/healthz", 200, 0.002, "");
@@ -366,7 +377,7 @@ http_request_duration_seconds_bucket{route="/healthz",le="5"} 2
 http_request_duration_seconds_bucket{route="/healthz",le="10"} 2
 http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 2
 )exp"));
-    record("BREW", 2, "unmatched", 404, 0.5, "");  // a method off the per-thread table
+    record("BREW", 2, "unmatched", 404, 0.5, "");  // a method outside the standard set
     record("GET", 1, "/v1/whoami", 499, 0.02, "client_disconnect");
     record("DELETE", 7, "unmatched", 405, 20.0, "deadline");  // an index past the routes
     record("GET", 0, "/healthz", 200, 0.0001, "");
@@ -377,7 +388,7 @@ http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 2
 # TYPE http_requests_total counter
 http_requests_total{method="GET",route="/healthz",status="503"} 1
 http_requests_total{method="DELETE",route="unmatched",status="405"} 1
-http_requests_total{method="BREW",route="unmatched",status="404"} 1
+http_requests_total{method="other",route="unmatched",status="404"} 1
 http_requests_total{method="GET",route="/v1/whoami",status="499"} 1
 http_requests_total{method="POST",route="/v1/whoami",status="401"} 1
 http_requests_total{method="GET",route="/healthz",status="200"} 3
@@ -452,6 +463,95 @@ http_request_duration_seconds_bucket{route="/healthz",le="5"} 4
 http_request_duration_seconds_bucket{route="/healthz",le="10"} 4
 http_request_duration_seconds_bucket{route="/healthz",le="+Inf"} 4
 )exp"));
+}
+
+// prometheus-cpp alone writes nothing for a family without series: a quiet instance would miss
+// families a scraper looks for. Families without series follow the others, in registration order.
+TEST(MetricsExposition, EveryFamilyIsListedWithOrWithoutSeries) {
+    Metrics metrics;
+    auto& counter = metrics.counter_family("c_total", "A counter");
+    auto& gauge = metrics.gauge_family("g", "A gauge");
+    auto& histogram = metrics.histogram_family("h_seconds", "A histogram");
+    EXPECT_EQ(metrics.scrape(), R"exp(# HELP c_total A counter
+# TYPE c_total counter
+# HELP g A gauge
+# TYPE g gauge
+# HELP h_seconds A histogram
+# TYPE h_seconds histogram
+)exp");
+
+    // Series appear where prometheus-cpp puts them; no sample is made up for the others.
+    gauge.Add({{"k", "v"}}).Set(2);
+    EXPECT_EQ(metrics.scrape(), R"exp(# HELP g A gauge
+# TYPE g gauge
+g{k="v"} 2
+# HELP c_total A counter
+# TYPE c_total counter
+# HELP h_seconds A histogram
+# TYPE h_seconds histogram
+)exp");
+
+    // Once every family has series, each is listed once, with its samples.
+    counter.Add({}).Increment(3);
+    histogram.Add({}, prometheus::Histogram::BucketBoundaries{0.5, 1}).Observe(0.75);
+    EXPECT_EQ(metrics.scrape(), R"exp(# HELP c_total A counter
+# TYPE c_total counter
+c_total 3
+# HELP g A gauge
+# TYPE g gauge
+g{k="v"} 2
+# HELP h_seconds A histogram
+# TYPE h_seconds histogram
+h_seconds_count 1
+h_seconds_sum 0.75
+h_seconds_bucket{le="0.5"} 0
+h_seconds_bucket{le="1"} 1
+h_seconds_bucket{le="+Inf"} 1
+)exp");
+}
+
+// A client must not mint series with made-up methods (nor a 4000-byte label value).
+TEST(HttpMetricsOutput, MethodsOutsideTheStandardSetShareTheOtherLabel) {
+    Metrics metrics;
+    HttpMetrics http(metrics, nullptr);
+    http.set_routes({"/v1/whoami"});
+    const std::string long_method(4000, 'Z');
+    const std::vector<std::string_view> standard{"GET",     "HEAD",    "POST",  "PUT",  "DELETE",
+                                                 "CONNECT", "OPTIONS", "TRACE", "PATCH"};
+    std::vector<std::string_view> methods = standard;
+    for (std::string_view odd : {std::string_view("ZZZA"), std::string_view(long_method),
+                                 std::string_view("get"), std::string_view("BREW")}) {
+        methods.push_back(odd);
+    }
+    for (std::string_view m : methods) {
+        Exchange e;
+        e.method = m;
+        e.route_index = 0;
+        e.route = "/v1/whoami";
+        e.status = 405;
+        e.duration_s = 0.001;
+        http.record(e);
+    }
+    const std::string text = metrics.scrape();
+    for (std::string_view m : standard) {
+        const std::string line = R"(http_requests_total{method=")" + std::string(m) +
+                                 R"(",route="/v1/whoami",status="405"} 1)";
+        EXPECT_NE(text.find(line + "\n"), std::string::npos) << line << "\n" << text;
+    }
+    EXPECT_NE(text.find(R"(http_requests_total{method="other",route="/v1/whoami",status="405"} 4)"
+                        "\n"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(text.find("ZZZA"), std::string::npos);
+    EXPECT_EQ(text.find(R"(method="get")"), std::string::npos);
+    EXPECT_EQ(text.find("BREW"), std::string::npos);
+    std::size_t longest = 0;
+    for (std::size_t at = 0, next = 0; at < text.size(); at = next + 1) {
+        next = text.find('\n', at);
+        if (next == std::string::npos) next = text.size();
+        longest = std::max(longest, next - at);
+    }
+    EXPECT_LT(longest, 200U);
 }
 
 }  // namespace

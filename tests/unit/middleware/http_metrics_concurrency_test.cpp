@@ -101,7 +101,8 @@ TEST(HttpMetricsConcurrency, ThreadsThatRecordAndExitLoseNothingWhileScraped) {
     std::map<std::string, double> per_route;
     for (int i = 0; i < kPerThread; ++i) {
         const Exchange e = exchange(i);
-        expected[R"(http_requests_total{method=")" + std::string(e.method) + R"(",route=")" +
+        const std::string method = e.method == "BREW" ? "other" : std::string(e.method);
+        expected[R"(http_requests_total{method=")" + method + R"(",route=")" +
                  std::string(e.route) + R"(",status=")" + std::to_string(e.status) + R"("})"] += 1;
         per_route[std::string(e.route)] += 1;
         if (!e.cancel_reason.empty()) deadline += 1;
