@@ -69,6 +69,9 @@ struct Worker {
     // one posted check per event-loop turn serves them all. A destroyed session nulls its slot.
     std::vector<struct Session*> entered;
     bool check_posted = false;
+    // Sessions of this worker with a request under way (Server::Impl::set_phase). Written only
+    // by this worker's thread (a load and a store, no locked instruction), read by the drain.
+    std::atomic<std::size_t> busy{0};
     // Last: destroyed first, so that sessions its pending handlers still own can reach the
     // members above as they go.
     net::io_context ioc{1};
@@ -338,9 +341,6 @@ struct Server::Impl {
     std::atomic<bool> draining{false};
     std::atomic<bool> root_cancelled{false};
     std::atomic<std::size_t> sessions_live{0};
-    // Sessions with a request under way, from its first byte to its answer (the drain waits for
-    // these; idle keep-alive connections stay open meanwhile and answer with Connection: close).
-    std::atomic<std::size_t> sessions_busy{0};
     std::uint16_t bound_port = 0;
     std::size_t next_worker = 0;
     std::size_t leaked = 0;
@@ -349,12 +349,22 @@ struct Server::Impl {
     net::awaitable<void> session(Worker* w, std::shared_ptr<Session> s, Context root);
     net::awaitable<void> supervise(CancelHandle cancel_root, BackgroundStop stop_background,
                                    Context background_ctx);
-    void set_phase(Session& s, Phase phase) noexcept {
+    // A session is busy from a request's first byte to its answer: the drain waits for busy
+    // sessions, while idle keep-alive connections stay open and answer with Connection: close.
+    static void set_phase(Session& s, Phase phase) noexcept {
         const bool was_idle = s.phase == Phase::idle;
         const bool is_idle = phase == Phase::idle;
-        if (was_idle && !is_idle) sessions_busy.fetch_add(1, std::memory_order_acq_rel);
-        if (!was_idle && is_idle) sessions_busy.fetch_sub(1, std::memory_order_acq_rel);
+        if (was_idle != is_idle) {
+            auto& busy = s.worker->busy;
+            const std::size_t n = busy.load(std::memory_order_relaxed);
+            busy.store(was_idle ? n + 1 : n - 1, std::memory_order_release);
+        }
         s.phase = phase;
+    }
+    std::size_t sessions_busy() const noexcept {
+        std::size_t n = 0;
+        for (const auto& w : workers) n += w->busy.load(std::memory_order_acquire);
+        return n;
     }
     WriteStart start_write(Session& s, const Response& res, const ResponseFrame& frame);
     net::awaitable<bool> finish_write(Session& s, WriteStart started);
@@ -552,10 +562,9 @@ net::awaitable<void> Server::Impl::linger_close(Session& s) {
 net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s, Context root) {
     // However the session ends (an exception included), it is no longer busy.
     struct LeavesIdle {
-        Impl* impl;
         Session* s;
-        ~LeavesIdle() { impl->set_phase(*s, Phase::idle); }
-    } leaves_idle{this, s.get()};
+        ~LeavesIdle() { set_phase(*s, Phase::idle); }
+    } leaves_idle{s.get()};
     auto [conn_ctx, conn_cancel] = with_cancel(root);
     s->self = w->sessions.insert(w->sessions.end(), s.get());
     s->set_deadline(Clock::now() + options.header_timeout);
@@ -733,9 +742,11 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                 early = error_response(ctx, req, http::status::bad_request, "invalid_request",
                                        "Malformed HTTP request body: " + bec.message() + ".");
             } else if (bec) {
-                // The client left (or stalled) before sending its body.
-                e.status = kStatusClientClosedRequest;
-                e.cancel_reason = "client_disconnect";
+                // The client left before sending its body, or the body stalled past the idle
+                // timeout (the watchdog closed the connection: a timeout, not the client leaving).
+                e.status = s->timed_out ? static_cast<unsigned>(http::status::request_timeout)
+                                        : kStatusClientClosedRequest;
+                e.cancel_reason = s->timed_out ? "" : "client_disconnect";
                 e.duration_s = std::chrono::duration<double>(Clock::now() - start).count();
                 finish(e);
                 break;
@@ -899,7 +910,7 @@ net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
     // are asked is answered with Connection: close. Then they are closed, and every session
     // ends after its current exchange.
     const auto grace_end = Clock::now() + options.shutdown_grace;
-    co_await wait_until([this] { return sessions_busy.load() == 0; }, grace_end);
+    co_await wait_until([this] { return sessions_busy() == 0; }, grace_end);
     for_each_session([](Session& s) {
         if (s.phase == Phase::idle) s.close();
     });

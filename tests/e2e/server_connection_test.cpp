@@ -254,6 +254,25 @@ TEST(ServerConnection, SlowHeaderGetsTheConnectionClosed) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+// A body that stalls past the idle timeout is the server's timeout, not the client leaving: the
+// connection is closed and the request is recorded as 408 with no cancel reason.
+TEST(ServerConnection, StalledBodyIsClosedAndRecordedAsATimeout) {
+    ServiceProcess service({"--idle-timeout-ms", "200"});
+    HttpClient slow(service.port());
+    ASSERT_TRUE(
+        slow.send_raw("POST /v1/events HTTP/1.1\r\nHost: t\r\nX-Request-ID: stalled-1\r\n"
+                      "Content-Length: 10\r\n\r\n{"));
+    EXPECT_TRUE(slow.wait_closed(10s));
+    ASSERT_TRUE(wait_until(
+        [&] { return service.output().find(R"("request_id":"stalled-1")") != std::string::npos; }));
+    const std::string log = service.output();
+    const std::string line = log.substr(log.find(R"("request_id":"stalled-1")"));
+    const std::string first_line = line.substr(0, line.find('\n'));
+    EXPECT_NE(first_line.find(R"("status":408)"), std::string::npos) << first_line;
+    EXPECT_NE(first_line.find(R"("cancel_reason":null)"), std::string::npos) << first_line;
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, IdleKeepAliveConnectionIsClosed) {
     ServiceProcess service({"--idle-timeout-ms", "200"});
     HttpClient client(service.port());
