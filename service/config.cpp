@@ -162,7 +162,7 @@ ConfigResult parse_config(int argc, const char* const* argv, std::ostream& out, 
         ->check(CLI::Range(std::int64_t{1}, kDay));
     add("outbound-allow", outbound_allow,
         "Comma list of host:port that POST /v1/fanout may call (empty: route disabled)");
-    app.add_flag("--enable-debug", config.enable_debug, "Serve GET /debug/contexts")
+    app.add_flag("--enable-debug", config.enable_debug, "Serve GET /debug/contexts (default: off)")
         ->envname(env_name("enable-debug"));
     add("shutdown-grace-ms", shutdown_grace_ms,
         "On SIGTERM/SIGINT, time in-flight requests get before they are cancelled")

@@ -8,6 +8,7 @@
 #include <exception>
 #include <list>
 #include <optional>
+#include <stdexcept>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -949,8 +950,14 @@ Server::~Server() = default;
 void Server::listen() {
     auto& ioc = impl_->workers[0]->ioc;
     tcp::resolver resolver(ioc);
+    boost::system::error_code resolve_error;
     auto endpoints = resolver.resolve(impl_->options.host, std::to_string(impl_->options.port),
-                                      tcp::resolver::numeric_service);
+                                      tcp::resolver::numeric_service, resolve_error);
+    if (resolve_error) {
+        // Said plainly: Boost's own message would carry its source location.
+        throw std::runtime_error("cannot resolve the listen host \"" + impl_->options.host +
+                                 "\": " + resolve_error.message());
+    }
     std::error_code last = std::make_error_code(std::errc::address_not_available);
     for (const auto& entry : endpoints) {
         boost::system::error_code ec;
