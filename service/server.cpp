@@ -724,7 +724,10 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         }
 
         bool keep_alive = req.keep_alive();
-        if (!early && !parser.is_done()) {
+        // A client waiting for 100 Continue on a path that has no route is answered at once,
+        // without its body (RFC 9110 10.1.1); the connection then closes.
+        const bool wanted_body = m.outcome == Router::Outcome::found || !expects_continue(req);
+        if (!early && !parser.is_done() && wanted_body) {
             if (expects_continue(req)) {
                 static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
                 auto [cec, cn] = co_await net::async_write(
@@ -756,7 +759,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         // The deadline runs from the header: a body that arrived after it is not handled.
         if (!early && ctx.done()) early = error_response(ctx, req, ctx.err());
         const bool unread_input = !parser.is_done() || must_close;
-        if (early && unread_input) keep_alive = false;
+        if (unread_input) keep_alive = false;  // the body was not read: nothing after it can be
 
         Response res;
         if (early) {

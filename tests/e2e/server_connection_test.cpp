@@ -131,6 +131,18 @@ TEST(ServerConnection, BodyArrivingAfterTheDeadlineIs504) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+TEST(ServerConnection, ExpectContinueOnAnUnknownPathGetsTheFinalAnswerAtOnce) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw(
+        "POST /nope HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 404);  // not 100 Continue: the body is not wanted
+    EXPECT_EQ(res->header("Connection"), "close");
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, OversizedBodyIs413) {
     ServiceProcess service({"--max-body-bytes", "100"});
     // Declared length over the limit: answered from the header, as the request it is (its IDs,
