@@ -1,5 +1,6 @@
 #include "service/config.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdint>
 #include <ostream>
@@ -149,8 +150,10 @@ ConfigResult parse_config(int argc, const char* const* argv, std::ostream& out, 
     add("header-timeout-ms", header_timeout_ms,
         "A request header must arrive within this (slow-loris defence)")
         ->check(CLI::Range(std::int64_t{1}, kDay));
-    add("bulk-concurrency", config.bulk_concurrency, "Default per-request bulk-sync concurrency")
-        ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
+    auto* bulk_concurrency =
+        add("bulk-concurrency", config.bulk_concurrency,
+            "Default per-request bulk-sync concurrency (at most --bulk-max-inflight)")
+            ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
     add("bulk-max-inflight", config.bulk_max_inflight,
         "Capacity of the service-wide bulk-sync semaphore")
         ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20));
@@ -217,6 +220,11 @@ ConfigResult parse_config(int argc, const char* const* argv, std::ostream& out, 
         return fail("--request-timeout-ms (" + std::to_string(request_timeout_ms) +
                     ") must not exceed --max-request-timeout-ms (" +
                     std::to_string(max_request_timeout_ms) + ")");
+    }
+    // Lowering the capacity alone lowers the default share with it; only an explicit
+    // --bulk-concurrency over the capacity is a conflict.
+    if (bulk_concurrency->count() == 0) {
+        config.bulk_concurrency = std::min(config.bulk_concurrency, config.bulk_max_inflight);
     }
     if (config.bulk_concurrency > config.bulk_max_inflight) {
         return fail("--bulk-concurrency must not exceed --bulk-max-inflight");

@@ -77,24 +77,36 @@ TEST(Config, EnvironmentIsAFallbackAndTheFlagWins) {
 }
 
 TEST(Config, InvalidValuesExitTwoWithAMessage) {
-    for (const auto& args :
-         std::vector<std::vector<std::string>>{{"--threads", "0"},
-                                               {"--listen", "8080"},
-                                               {"--listen", "host:99999"},
-                                               {"--memcache", "a:0"},
-                                               {"--memcache", "a:1,,b:2"},
-                                               {"--memcache", "a:1:0"},
-                                               {"--outbound-allow", "http://x:1"},
-                                               {"--request-timeout-ms", "40000"},
-                                               {"--log-level", "loud"},
-                                               {"--max-body-bytes", "-1"},
-                                               {"--unknown"}}) {
+    for (const auto& args : std::vector<std::vector<std::string>>{
+             {"--threads", "0"},
+             {"--listen", "8080"},
+             {"--listen", "host:99999"},
+             {"--memcache", "a:0"},
+             {"--memcache", "a:1,,b:2"},
+             {"--memcache", "a:1:0"},
+             {"--outbound-allow", "http://x:1"},
+             {"--request-timeout-ms", "40000"},
+             {"--log-level", "loud"},
+             {"--max-body-bytes", "-1"},
+             {"--bulk-max-inflight", "4", "--bulk-concurrency", "5"},
+             {"--unknown"}}) {
         std::string err;
         auto r = parse(args, &err);
         EXPECT_FALSE(r.config) << args[0];
         EXPECT_EQ(r.exit_code, 2) << args[0];
         EXPECT_NE(err.find("invalid configuration"), std::string::npos) << err;
     }
+}
+
+// A smaller semaphore alone is a valid configuration: the default share follows it down.
+TEST(Config, BulkCapacityBelowTheDefaultConcurrencyLowersTheDefault) {
+    auto r = parse({"--bulk-max-inflight", "4"});
+    ASSERT_TRUE(r.config);
+    EXPECT_EQ(r.config->bulk_max_inflight, 4U);
+    EXPECT_EQ(r.config->bulk_concurrency, 4U);
+    auto explicit_share = parse({"--bulk-max-inflight", "4", "--bulk-concurrency", "2"});
+    ASSERT_TRUE(explicit_share.config);
+    EXPECT_EQ(explicit_share.config->bulk_concurrency, 2U);
 }
 
 TEST(Config, HelpExitsZero) {
