@@ -33,6 +33,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "clients/propagation.hpp"
+#include "context/asio.hpp"
 #include "handlers/errors.hpp"
 #include "handlers/fixed_text.hpp"
 #include "middleware/deadline.hpp"
@@ -571,8 +572,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
     s->set_deadline(Clock::now() + options.header_timeout);
     bool first = true;
     // Clock reads are shared where a few microseconds do not matter (deadlines of seconds):
-    // the end of one request starts the idle wait; the arrival of the next starts its header
-    // timeout and, when it came in one read, its duration.
+    // the end of one request starts the idle wait; the arrival of the next (its first bytes)
+    // starts its header timeout, its deadline and its duration.
     Clock::time_point last_end{};
     Clock::time_point arrived{};
 
@@ -591,7 +592,6 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             arrived = Clock::now();
             s->set_deadline(arrived + options.header_timeout);
         }
-        bool header_read_more = first;
         first = false;
 
         http::request_parser<http::string_body> parser;
@@ -607,8 +607,10 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             auto [rec, n] =
                 co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
             s->buffer.commit(n);
-            if (n > 0) set_phase(*s, Phase::reading);
-            header_read_more = true;
+            if (n > 0 && s->phase == Phase::idle) {  // the first bytes on a new connection
+                set_phase(*s, Phase::reading);
+                arrived = Clock::now();
+            }
             if (rec == net::error::eof) {
                 hec = http::error::end_of_stream;
                 if (parser.got_some()) parser.put_eof(hec);  // an incomplete header: partial
@@ -620,7 +622,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             }
             hec = parse_buffered(s->buffer, parser);
         }
-        const auto start = header_read_more ? Clock::now() : arrived;
+        const auto start = arrived;
         Request& req = parser.get();
 
         if (hec) {
@@ -737,7 +739,10 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             }
             s->set_deadline(Clock::now() + options.idle_timeout);
             parser.body_limit(options.max_body_bytes);
-            auto [bec, bn] = co_await http::async_read(s->socket, s->buffer, parser, use_nothrow);
+            // Within the request's deadline too: a body still arriving when it passes is 504.
+            auto within_deadline = bind_context(ctx, use_nothrow);
+            auto [bec, bn] =
+                co_await http::async_read(s->socket, s->buffer, parser, within_deadline);
             (void)bn;
             if (bec == http::error::body_limit) {
                 early = body_too_large(ctx, req);
@@ -745,6 +750,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
                        bec != http::error::end_of_stream) {
                 early = error_response(ctx, req, http::status::bad_request, "invalid_request",
                                        "Malformed HTTP request body: " + bec.message() + ".");
+            } else if (bec && ctx.done() && !s->closed) {
+                early = error_response(ctx, req, ctx.err());  // deadline (or shutdown)
             } else if (bec) {
                 // The client left before sending its body, or the body stalled past the idle
                 // timeout (the watchdog closed the connection: a timeout, not the client leaving).

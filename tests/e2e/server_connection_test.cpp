@@ -131,6 +131,37 @@ TEST(ServerConnection, BodyArrivingAfterTheDeadlineIs504) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+// A body still arriving when the deadline passes is answered 504 then (not at the idle timeout,
+// a minute by default); the connection closes, its framing lost.
+TEST(ServerConnection, BodyStalledPastTheDeadlineIs504AtTheDeadline) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(
+        client.send_raw("PUT /v1/cache/k HTTP/1.1\r\nHost: t\r\nX-Request-Timeout-Ms: 200\r\n"
+                        "Content-Length: 10\r\n\r\nab"));
+    auto res = client.read_response();  // the client's own read gives up after 10 s
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 504);
+    EXPECT_EQ(error_code_of(*res), "deadline_exceeded");
+    EXPECT_EQ(res->header("Connection"), "close");
+    EXPECT_EQ(service.terminate(), 0);
+}
+
+// The deadline runs from the request's first byte: a header trickling in past it is 504.
+TEST(ServerConnection, HeaderTricklingPastTheDeadlineIs504) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(
+        client.send_raw("GET /v1/whoami HTTP/1.1\r\nHost: t\r\nX-Request-Timeout-Ms: 20\r\n"));
+    std::this_thread::sleep_for(100ms);  // the clock passing the deadline is the point here
+    ASSERT_TRUE(client.send_raw("\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 504);
+    EXPECT_EQ(error_code_of(*res), "deadline_exceeded");
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, ExpectContinueOnAnUnknownPathGetsTheFinalAnswerAtOnce) {
     ServiceProcess service;
     HttpClient client(service.port());
