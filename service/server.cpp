@@ -284,6 +284,7 @@ struct ResponseFrame {
     bool keep_alive = true;
     std::string_view request_id;
     std::string_view trace_id_hex;  // empty: no X-Trace-ID
+    bool head_only = false;         // a HEAD request: the head as for GET, no body (RFC 9110)
 };
 
 // The origin-form of a request target (path and query): an absolute-form target ("http://host/p",
@@ -520,7 +521,7 @@ WriteStart Server::Impl::start_write(Session& s, const Response& res, const Resp
         serialize_head(res, frame, text);
         head = net::buffer(s.head);
     }
-    const bool body = !has_no_body(res.result_int()) && !res.body().empty();
+    const bool body = !frame.head_only && !has_no_body(res.result_int()) && !res.body().empty();
     WriteStart started{false, {head, body ? net::buffer(res.body()) : net::const_buffer()}};
     boost::system::error_code wec;
     std::size_t written = s.socket.write_some(started.rest, wec);
@@ -828,8 +829,10 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         count_response(e, res, start);
         char trace_hex[32];
         write_hex(e.trace->trace_id, trace_hex);
+        const bool head_only = req.method() == http::verb::head;
+        if (head_only) e.bytes = 0;  // the access line counts body bytes sent
         const ResponseFrame frame{req.version() == 10 ? 10U : 11U, keep_alive, e.request_id,
-                                  std::string_view(trace_hex, sizeof trace_hex)};
+                                  std::string_view(trace_hex, sizeof trace_hex), head_only};
         const WriteStart started = start_write(*s, res, frame);
         const bool ok = started.done() ? !started.failed : co_await finish_write(*s, started);
         // Not a coroutine call unless needed: most requests never started the monitor.

@@ -162,6 +162,25 @@ TEST(ServerConnection, HeaderTricklingPastTheDeadlineIs504) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+// RFC 9110 9.3.2: an answer to HEAD has the head an answer to GET would have, and no content;
+// a keep-alive client reading the next answer stays in step.
+TEST(ServerConnection, AnswerToHeadHasNoBody) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw(
+        "HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"));
+    auto head = client.read_response(/*to_head=*/true);
+    ASSERT_TRUE(head);
+    EXPECT_EQ(head->status, 405);
+    EXPECT_EQ(head->header("Allow"), "GET");
+    EXPECT_NE(head->header("Content-Length").value_or("0"), "0");  // what GET's would say
+    auto next = client.read_response();
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->status, 200);
+    EXPECT_EQ(next->body, R"({"status":"ok"})");
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, ExpectContinueOnAnUnknownPathGetsTheFinalAnswerAtOnce) {
     ServiceProcess service;
     HttpClient client(service.port());

@@ -72,9 +72,10 @@ bool HttpClient::send_raw(std::string_view bytes) {
     return !ec;
 }
 
-std::optional<HttpResponse> HttpClient::read_response() {
+std::optional<HttpResponse> HttpClient::read_response(bool to_head) {
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 * 1024 * 1024);
+    parser.skip(to_head);
     boost::system::error_code ec;
     http::read(impl_->socket, impl_->buffer, parser, ec);
     if (ec) return std::nullopt;

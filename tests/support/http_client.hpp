@@ -39,8 +39,9 @@ public:
                                         const Headers& headers = {}, std::string_view body = {});
     // Writes bytes as they are; returns false if the write failed.
     bool send_raw(std::string_view bytes);
-    // Reads the next response on the connection; nullopt on close or timeout.
-    std::optional<HttpResponse> read_response();
+    // Reads the next response on the connection; nullopt on close or timeout. A response to a
+    // HEAD request has no body whatever its Content-Length says: pass to_head = true.
+    std::optional<HttpResponse> read_response(bool to_head = false);
     // True if the peer closes the connection (EOF or reset) within `timeout`.
     bool wait_closed(std::chrono::milliseconds timeout);
     // Closes the connection now (the client "hangs up").
