@@ -311,8 +311,19 @@ void Logger::write(spdlog::level::level_enum level, const LogLine& line) {
     write_text(level, line.text());
 }
 
-std::size_t Logger::line_start(spdlog::level::level_enum level, char* out) const noexcept {
+namespace {
+
+// The names --log-level accepts (spdlog calls warn "warning").
+std::string_view level_name(spdlog::level::level_enum level) noexcept {
+    if (level == spdlog::level::warn) return "warn";
     const auto name = spdlog::level::to_string_view(level);
+    return {name.data(), name.size()};
+}
+
+}  // namespace
+
+std::size_t Logger::line_start(spdlog::level::level_enum level, char* out) const noexcept {
+    const auto name = level_name(level);
     const std::size_t name_len = std::min<std::size_t>(name.size(), 16);
     char* p = out;
     if (format_ == LogFormat::json) {

@@ -165,7 +165,7 @@ TEST(BusinessSubscriberEvents, KilledServersKeysAnswer503AndDoNotMove) {
     ASSERT_TRUE(wait_until([&] {
         return last_change().value("msg", "") == "memcache server marked dead";
     })) << tail(service.output());
-    EXPECT_EQ(last_change().value("level", ""), "warning");
+    EXPECT_EQ(last_change().value("level", ""), "warn");
     EXPECT_EQ(last_change().value("server", ""), a.address());
 
     a.start();  // same port, empty

@@ -188,7 +188,7 @@ TEST(LoggerOutput, LinesKeepTheirShapeAtEveryLengthAndLevel) {
     EXPECT_EQ(without_ts(lines[0], LogFormat::json),
               R"("level":"info","msg":"listening","address":"127.0.0.1:8080","threads":2})");
     EXPECT_EQ(without_ts(lines[1], LogFormat::json),
-              R"("level":"warning","msg":"slow","value":")" + long_value + R"("})");
+              R"("level":"warn","msg":"slow","value":")" + long_value + R"("})");
     EXPECT_EQ(without_ts(lines[2], LogFormat::json),
               R"("level":"error","msg":"failed","ok":false,"ratio":0.500,"none":null})");
 
