@@ -341,6 +341,8 @@ struct Server::Impl {
     std::optional<tcp::acceptor> acceptor;
     std::optional<net::steady_timer> trigger;  // cancelled to start the shutdown (thread 0)
     bool shutdown_requested = false;           // thread 0 only
+    bool hurry = false;                      // a second signal: the grace ends now (thread 0 only)
+    std::optional<net::signal_set> signals;  // thread 0
     std::atomic<bool> draining{false};
     std::atomic<bool> root_cancelled{false};
     std::atomic<std::size_t> sessions_live{0};
@@ -348,6 +350,22 @@ struct Server::Impl {
     std::size_t next_worker = 0;
     std::size_t leaked = 0;
 
+    // The first SIGTERM/SIGINT starts the shutdown; a second one ends the grace at once (as an
+    // operator pressing Ctrl-C again expects), the rest of the shutdown still runs in order.
+    void wait_for_signal() {
+        signals->async_wait([this](boost::system::error_code ec, int signo) {
+            if (ec) return;
+            if (!shutdown_requested) {
+                logger.info("signal received", {{"signal", signo}});
+                shutdown_requested = true;
+                trigger->cancel();
+            } else {
+                logger.warn("signal received again: the grace ends now", {{"signal", signo}});
+                hurry = true;
+            }
+            wait_for_signal();
+        });
+    }
     net::awaitable<void> accept_loop(Context root);
     net::awaitable<void> session(Worker* w, std::shared_ptr<Session> s, Context root);
     net::awaitable<void> supervise(CancelHandle cancel_root, BackgroundStop stop_background,
@@ -889,23 +907,13 @@ net::awaitable<void> Server::Impl::accept_loop(Context root) {
 net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
                                              BackgroundStop stop_background,
                                              Context background_ctx) {
-    std::optional<net::signal_set> signals;
     if (options.handle_signals) {
         signals.emplace(workers[0]->ioc, SIGINT, SIGTERM);
-        signals->async_wait([this](boost::system::error_code ec, int signo) {
-            if (ec) return;
-            logger.info("signal received", {{"signal", signo}});
-            shutdown_requested = true;
-            trigger->cancel();
-        });
+        wait_for_signal();
     }
     while (!shutdown_requested) {
         auto [ec] = co_await trigger->async_wait(use_nothrow);
         (void)ec;
-    }
-    if (signals) {
-        boost::system::error_code ignored;
-        signals->cancel(ignored);
     }
 
     // 1. Stop accepting; /readyz answers 503, every answer carries Connection: close.
@@ -924,11 +932,11 @@ net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
     // are asked is answered with Connection: close. Then they are closed, and every session
     // ends after its current exchange.
     const auto grace_end = Clock::now() + options.shutdown_grace;
-    co_await wait_until([this] { return sessions_busy() == 0; }, grace_end);
+    co_await wait_until([this] { return sessions_busy() == 0 || hurry; }, grace_end);
     for_each_session([](Session& s) {
         if (s.phase == Phase::idle) s.close();
     });
-    co_await wait_until([this] { return sessions_live.load() == 0; }, grace_end);
+    co_await wait_until([this] { return sessions_live.load() == 0 || hurry; }, grace_end);
 
     // 3. Cancel the root: still-running requests end with 503 shutting_down.
     const std::size_t still = limiter.in_flight();
@@ -950,6 +958,10 @@ net::awaitable<void> Server::Impl::supervise(CancelHandle cancel_root,
     if (stop_background) {
         auto [bctx, bcancel] = with_timeout(background_ctx, kBackgroundBound);
         leaked = co_await stop_background(bctx);
+    }
+    if (signals) {
+        boost::system::error_code ignored;
+        signals->cancel(ignored);
     }
 }
 

@@ -374,6 +374,26 @@ TEST(ServerConnection, GracefulShutdownFinishesTheRequestInFlight) {
     EXPECT_NE(last.find(R"("leaked_tasks":0)"), std::string::npos) << log;
 }
 
+// A second SIGTERM/SIGINT ends the grace at once; the shutdown still completes in order.
+TEST(ServerConnection, SecondSignalEndsTheGraceAtOnce) {
+    ServiceProcess service({"--shutdown-grace-ms", "600000"});
+    HttpClient inflight(service.port());
+    ASSERT_TRUE(
+        inflight.send_raw("POST /v1/whoami HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc"));
+    ASSERT_TRUE(wait_until([&] {
+        auto m = http_request(service.port(), "GET", "/metrics");
+        return m && m->body.find("http_requests_in_flight 2") != std::string::npos;
+    }));
+    service.process().signal(SIGTERM);
+    ASSERT_TRUE(
+        wait_until([&] { return service.output().find("shutdown started") != std::string::npos; }));
+    service.process().signal(SIGTERM);
+    EXPECT_EQ(service.process().wait_exit(20s), 0);  // not the ten minutes of grace
+    const std::string log = service.output();
+    EXPECT_NE(log.find("signal received again"), std::string::npos) << log;
+    EXPECT_NE(log.find(R"("leaked_tasks":0)"), std::string::npos) << log;
+}
+
 TEST(ServerConnection, ShutdownClosesConnectionsThatHaveNoRequestAtOnce) {
     // Timeouts and grace far beyond the bounds below: only the drain can close these in time.
     ServiceProcess service({"--shutdown-grace-ms", "60000", "--header-timeout-ms", "60000",
