@@ -645,9 +645,21 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         Request& req = parser.get();
 
         if (hec) {
-            // Timed out, closed, or the peer left mid-header: nothing to answer.
+            // Timed out, closed, or the peer left mid-header: nothing to answer. A header that
+            // began but did not arrive in time (slow-loris) is still recorded, as a 408.
             if (s->timed_out || s->closed || !is_parse_error(hec) ||
                 hec == http::error::end_of_stream || hec == http::error::partial_message) {
+                if (s->timed_out && s->phase != Phase::idle) {
+                    const RequestId rid{generate_request_id()};
+                    Exchange e;
+                    e.method = "-";
+                    e.route = "unmatched";
+                    e.route_index = router.unmatched_index();
+                    e.request_id = rid.value;
+                    e.status = static_cast<unsigned>(http::status::request_timeout);
+                    e.duration_s = std::chrono::duration<double>(Clock::now() - arrived).count();
+                    finish(e);
+                }
                 break;
             }
             // Unreadable: a fresh request ID and a fresh trace, as for any request without them.

@@ -306,6 +306,11 @@ TEST(ServerConnection, SlowHeaderGetsTheConnectionClosed) {
     HttpClient slow(service.port());
     ASSERT_TRUE(slow.send_raw("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: "));
     EXPECT_TRUE(slow.wait_closed(10s));
+    // Nothing to answer, but the begun request is recorded (a 408).
+    EXPECT_TRUE(wait_until([&] {
+        const std::string out = service.output();
+        return out.find(R"("status":408)") != std::string::npos;
+    })) << service.output();
     // Connecting and sending nothing is closed too.
     HttpClient silent(service.port());
     EXPECT_TRUE(silent.wait_closed(10s));
