@@ -3,15 +3,18 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cstddef>
 #include <cstring>
 #include <ctime>
 #include <exception>
 #include <list>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -71,12 +74,62 @@ struct Worker {
     // one posted check per event-loop turn serves them all. A destroyed session nulls its slot.
     std::vector<struct Session*> entered;
     bool check_posted = false;
+    // Sessions whose idle read waits for the end of this event-loop turn (read_after_turn):
+    // one posted call per turn starts them all.
+    std::vector<struct Session*> parked;
+    bool parked_posted = false;
     // Sessions of this worker with a request under way (Server::Impl::set_phase). Written only
     // by this worker's thread (a load and a store, no locked instruction), read by the drain.
     std::atomic<std::size_t> busy{0};
     // Last: destroyed first, so that sessions its pending handlers still own can reach the
     // members above as they go.
     net::io_context ioc{1};
+
+    ~Worker();
+};
+
+// The completion handler of a session's idle read while it waits for the end of the turn,
+// stored in place (no allocation per request). It owns the session's coroutine, which owns the
+// session: Worker's destructor lets go of those a stopped event loop never started.
+class ParkedRead {
+public:
+    ParkedRead() = default;
+    ParkedRead(const ParkedRead&) = delete;
+    ParkedRead& operator=(const ParkedRead&) = delete;
+    ~ParkedRead() { reset(); }
+
+    template <typename Handler>
+    void park(Handler&& handler) {
+        using H = std::decay_t<Handler>;
+        static_assert(sizeof(H) <= sizeof(storage_) && alignof(H) <= alignof(std::max_align_t));
+        ::new (static_cast<void*>(storage_)) H(std::forward<Handler>(handler));
+        start_ = [](void* storage, tcp::socket& socket, net::mutable_buffer into) {
+            H& parked = *static_cast<H*>(storage);
+            H h(std::move(parked));
+            parked.~H();
+            socket.async_read_some(into, std::move(h));
+        };
+        destroy_ = [](void* storage) { static_cast<H*>(storage)->~H(); };
+    }
+
+    bool parked() const noexcept { return start_ != nullptr; }
+
+    // Starts the read with the parked handler (its completion is posted, never run inline).
+    void start(tcp::socket& socket, net::mutable_buffer into) {
+        auto start = std::exchange(start_, nullptr);
+        destroy_ = nullptr;
+        start(storage_, socket, into);
+    }
+
+    void reset() noexcept {
+        if (destroy_ != nullptr) std::exchange(destroy_, nullptr)(storage_);
+        start_ = nullptr;
+    }
+
+private:
+    alignas(std::max_align_t) std::byte storage_[64];
+    void (*start_)(void*, tcp::socket&, net::mutable_buffer) = nullptr;
+    void (*destroy_)(void*) = nullptr;
 };
 
 constexpr std::size_t kNotEntered = static_cast<std::size_t>(-1);
@@ -111,6 +164,7 @@ struct Session : std::enable_shared_from_this<Session> {
     CancelHandle* handling_target = nullptr;  // the request's cancel handle, while handling
     std::size_t entered_slot = kNotEntered;   // index in worker->entered while listed there
     std::list<Session*>::iterator self;
+    ParkedRead idle_read;  // while listed in worker->parked
 
     void close() {
         if (closed) return;
@@ -233,6 +287,41 @@ void start_entered_monitors(Worker* w) {
         if (s != nullptr) s->monitor_if_still_handling();
     }
     w->entered.clear();
+}
+
+void start_parked_reads(Worker* w) {
+    w->parked_posted = false;
+    // A read's completion is posted, never run inline: the list cannot change while walked.
+    for (Session* s : w->parked) s->idle_read.start(s->socket, s->buffer.prepare(kReadChunk));
+    w->parked.clear();
+}
+
+Worker::~Worker() {
+    // Sessions parked when the event loop stopped: their handlers own their coroutines (and so
+    // the sessions); destroying them here, while ioc still exists, unwinds those coroutines
+    // through it.
+    for (Session* s : parked) s->idle_read.reset();
+    parked.clear();
+}
+
+// A session's read of its next request, started at the end of the current event-loop turn
+// rather than at once. Started at once, right after the response, it finds nothing about half
+// the time (the client has not answered yet): a recvfrom that fails with EAGAIN, the reactor's
+// queueing, then a later epoll event. At the end of the turn, after the other ready
+// connections were served, the next request is usually there, as nginx reads only once epoll
+// reports data. One post per worker per turn serves every parked session.
+auto read_after_turn(Session& s) {
+    return net::async_initiate<decltype(use_nothrow), void(boost::system::error_code, std::size_t)>(
+        [](auto handler, Session* session) {
+            Worker* w = session->worker;
+            session->idle_read.park(std::move(handler));
+            w->parked.push_back(session);
+            if (!w->parked_posted) {
+                w->parked_posted = true;
+                net::post(w->ioc, [w] { start_parked_reads(w); });
+            }
+        },
+        use_nothrow, &s);
 }
 
 // Feeds the buffered bytes to the parser: need_more until the whole header is there (the
@@ -605,8 +694,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             if (s->buffer.size() == 0) {
                 set_phase(*s, Phase::idle);
                 s->set_deadline(last_end + options.idle_timeout);
-                auto [ec, n] =
-                    co_await s->socket.async_read_some(s->buffer.prepare(kReadChunk), use_nothrow);
+                auto [ec, n] = co_await read_after_turn(*s);
                 if (ec) break;
                 s->buffer.commit(n);
             }
