@@ -103,6 +103,11 @@ measure() {
     echo "$name $rps $(to_us "$p50") $(to_us "$p99") $cpu_us" >>"$WORK/results"
 }
 
+log_lines() {  # counts the access lines written so far, then empties the log
+    LOG_LINES=$((LOG_LINES + $(grep -c '"msg":"request"' "$LOG" || true)))
+    : >"$LOG"
+}
+
 to_us() {  # wrk's latency ("812.00us", "1.05ms", "2.00s") in microseconds
     awk -v v="$1" 'BEGIN {
         n = v + 0
@@ -143,11 +148,16 @@ NGINX_PID=$!
 PIDS+=("$NGINX_PID")
 wait_port "$NGINX_PORT"
 
-# reqctx: one I/O thread on CPU 1 (its async log thread shares that CPU), access log to a file.
+# reqctx: one I/O thread on CPU 1 (its async log thread shares that CPU), access log to a file
+# opened for appending, so that it can be emptied between runs (log_lines): a file growing by
+# gigabytes over the rounds would be flushed to disk while later rounds run (dirty pages expire
+# after 30 s), and that writeback is the machine's work, not the server's.
 PORT=$(free_port)
 DEAD_MEMCACHE=$(free_port)
+LOG="$WORK/reqctx.log"
+LOG_LINES=0
 taskset -c 1 "$BINARY" --listen "127.0.0.1:$PORT" --threads 1 \
-    --memcache "127.0.0.1:$DEAD_MEMCACHE" >"$WORK/reqctx.log" 2>&1 &
+    --memcache "127.0.0.1:$DEAD_MEMCACHE" >>"$LOG" 2>&1 &
 REQCTX_PID=$!
 PIDS+=("$REQCTX_PID")
 wait_port "$PORT"
@@ -164,7 +174,9 @@ for round in $(seq 1 "$ROUNDS"); do
     printf "$ROW" target "req/s" p50 p99 "cpu_us/req"
     measure "nginx return 200" "$NGINX_PID" "$NGINX_URL"
     measure "reqctx /healthz" "$REQCTX_PID" "$HEALTHZ_URL"
+    log_lines
     measure "reqctx /v1/whoami" "$REQCTX_PID" "$WHOAMI_URL" "${WHOAMI_HEADERS[@]}"
+    log_lines
 done
 
 printf '%s\n' "-- medians over $ROUNDS rounds; x nginx: req/s ratio and CPU-per-request ratio to nginx's medians"
@@ -175,6 +187,7 @@ for name in "nginx return 200" "reqctx /healthz" "reqctx /v1/whoami"; do
         *healthz) errs=$(errors_at_256 "$HEALTHZ_URL") ;;
         *) errs=$(errors_at_256 "$WHOAMI_URL" "${WHOAMI_HEADERS[@]}") ;;
     esac
+    log_lines
     python3 - "$WORK/results" "$name" "$errs" <<'PY'
 import statistics, sys
 rows = [line.rsplit(maxsplit=4) for line in open(sys.argv[1])]
@@ -188,4 +201,5 @@ PY
 done
 
 stop_server "$REQCTX_PID"
-echo "access log lines written: $(grep -c '"msg":"request"' "$WORK/reqctx.log" || true)"
+log_lines
+echo "access log lines written: $LOG_LINES"
