@@ -112,13 +112,11 @@ public:
         destroy_ = [](void* storage) { static_cast<H*>(storage)->~H(); };
     }
 
-    bool parked() const noexcept { return start_ != nullptr; }
-
     // Starts the read with the parked handler (its completion is posted, never run inline).
     void start(tcp::socket& socket, net::mutable_buffer into) {
-        auto start = std::exchange(start_, nullptr);
+        auto run = std::exchange(start_, nullptr);
         destroy_ = nullptr;
-        start(storage_, socket, into);
+        run(storage_, socket, into);
     }
 
     void reset() noexcept {
