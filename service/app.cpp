@@ -226,6 +226,10 @@ bool App::draining() const noexcept {
     return parts_->server.draining().load();
 }
 
+std::size_t App::connections() const noexcept {
+    return parts_->server.connections();
+}
+
 Logger& App::logger() noexcept {
     return parts_->logger;
 }

@@ -51,6 +51,8 @@ public:
     void request_shutdown();
     // True from the start of a shutdown (what /readyz reports).
     bool draining() const noexcept;
+    // Connections open right now (thread-safe).
+    std::size_t connections() const noexcept;
 
     Logger& logger() noexcept;
     Metrics& metrics() noexcept;

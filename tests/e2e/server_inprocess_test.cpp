@@ -99,6 +99,7 @@ public:
 
     unsigned short port() const { return app_->port(); }
     bool draining() const { return app_->draining(); }
+    std::size_t connections() const { return app_->connections(); }
     Probe& probe() { return *probe_; }
     std::size_t leaked() const { return leaked_; }
     std::string metrics() { return app_->metrics().scrape(); }
@@ -318,6 +319,25 @@ TEST(ServerInProcess, HandlerExceptionBecomes500AndTheServerKeepsServing) {
         },
         10s))
         << ::testing::PrintToString(server.log_lines());
+}
+
+// After a response, a keep-alive session waits for its next request (that read starts at the end
+// of the event-loop turn); a client that leaves then, or sends its next request later, is seen.
+TEST(ServerInProcess, AnIdleKeepAliveSessionEndsWhenItsClientLeaves) {
+    InProcessServer server;
+    HttpClient kept(server.port());
+    auto first = kept.request("GET", "/healthz");
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->status, 200);
+    ASSERT_TRUE(wait_until([&] { return server.connections() == 1; }, 10s));
+    auto second = kept.request("GET", "/healthz");  // the session read it after waiting
+    ASSERT_TRUE(second);
+    EXPECT_EQ(second->status, 200);
+    EXPECT_EQ(server.connections(), 1U);
+
+    kept.close();
+    EXPECT_TRUE(wait_until([&] { return server.connections() == 0; }, 10s))
+        << server.connections() << " connections still open";
 }
 
 TEST(ServerInProcess, ReadyzIs503WhileDraining) {
