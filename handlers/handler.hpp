@@ -1,7 +1,8 @@
 #pragma once
 
-// The HTTP vocabulary shared by handlers, middleware and the server: a request, a response, and
-// a handler, which receives the request's context first and owns no context of its own.
+// The HTTP vocabulary shared by handlers, middleware and the server: a request (request.hpp), a
+// response, and a handler, which receives the request's context first and owns no context of its
+// own.
 
 #include <functional>
 #include <string>
@@ -14,13 +15,13 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "context/context.hpp"
+#include "handlers/request.hpp"
 
 namespace reqctx {
 
 namespace net = boost::asio;
 namespace http = boost::beast::http;
 
-using Request = http::request<http::string_body>;
 // A handler sets the status, Content-Type and other fields, and the body. The server owns the
 // framing (Content-Length, Connection, HTTP version) and adds Date, X-Request-ID and X-Trace-ID
 // as it writes the response; handlers set none of these (Content-Length and Connection set here

@@ -21,10 +21,9 @@ std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view te
 }
 
 std::optional<std::chrono::milliseconds> resolve_request_timeout(
-    const boost::beast::http::fields& headers, std::chrono::milliseconds default_timeout,
-    std::chrono::milliseconds cap) {
-    return resolve_request_timeout(find_field_values(headers, "X-Request-Timeout-Ms"),
-                                   default_timeout, cap);
+    const Request& req, std::chrono::milliseconds default_timeout, std::chrono::milliseconds cap) {
+    return resolve_request_timeout(find_field_values(req, "X-Request-Timeout-Ms"), default_timeout,
+                                   cap);
 }
 
 std::optional<std::chrono::milliseconds> resolve_request_timeout(

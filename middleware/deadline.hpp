@@ -8,8 +8,6 @@
 #include <optional>
 #include <string_view>
 
-#include <boost/beast/http/fields.hpp>
-
 #include "middleware/field_lookup.hpp"
 
 namespace reqctx {
@@ -18,8 +16,7 @@ std::optional<std::chrono::milliseconds> parse_timeout_value(std::string_view te
                                                              std::chrono::milliseconds cap);
 
 std::optional<std::chrono::milliseconds> resolve_request_timeout(
-    const boost::beast::http::fields& headers, std::chrono::milliseconds default_timeout,
-    std::chrono::milliseconds cap);
+    const Request& req, std::chrono::milliseconds default_timeout, std::chrono::milliseconds cap);
 // The same from the X-Request-Timeout-Ms lines found by scan_known_fields.
 std::optional<std::chrono::milliseconds> resolve_request_timeout(
     const FieldValues& request_timeout, std::chrono::milliseconds default_timeout,

@@ -24,14 +24,12 @@ void add(FieldValues& found, std::string_view value) noexcept {
 
 }  // namespace
 
-KnownFields scan_known_fields(const boost::beast::http::fields& headers) {
+KnownFields scan_known_fields(const Request& req) {
     using namespace std::string_view_literals;
     KnownFields known;
-    for (const auto& field : headers) {
-        const auto n = field.name_string();
-        const std::string_view name(n.data(), n.size());
-        const auto v = field.value();
-        const std::string_view value(v.data(), v.size());
+    for (const Request::Field field : req.fields()) {
+        const std::string_view name = field.name_string;
+        const std::string_view value = field.value;
         // The length picks the one candidate name worth comparing.
         switch (name.size()) {
             case 12:
@@ -52,11 +50,11 @@ KnownFields scan_known_fields(const boost::beast::http::fields& headers) {
                 if (field_name_equals(name, "tracestate"sv)) known.tracestate.push_back(value);
                 break;
             case 4:
-                known.host += field.name() == boost::beast::http::field::host;
+                known.host += field.name == boost::beast::http::field::host;
                 break;
             case 17:
                 known.transfer_encoding |=
-                    field.name() == boost::beast::http::field::transfer_encoding;
+                    field.name == boost::beast::http::field::transfer_encoding;
                 break;
             default:
                 break;
@@ -65,9 +63,9 @@ KnownFields scan_known_fields(const boost::beast::http::fields& headers) {
     return known;
 }
 
-FieldValues find_field_values(const boost::beast::http::fields& headers, std::string_view name) {
+FieldValues find_field_values(const Request& req, std::string_view name) {
     FieldValues found;
-    for_each_field_value(headers, name, [&found](std::string_view value) {
+    for_each_field_value(req, name, [&found](std::string_view value) {
         if (found.count++ == 0) found.first = value;
     });
     return found;

@@ -4,8 +4,8 @@
 
 namespace reqctx {
 
-RequestId resolve_request_id(const boost::beast::http::fields& headers) {
-    return resolve_request_id(find_field_values(headers, "X-Request-ID"));
+RequestId resolve_request_id(const Request& req) {
+    return resolve_request_id(find_field_values(req, "X-Request-ID"));
 }
 
 RequestId resolve_request_id(const FieldValues& found) {

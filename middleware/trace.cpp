@@ -6,13 +6,12 @@
 
 namespace reqctx {
 
-TraceContext resolve_trace(const boost::beast::http::fields& headers) {
+TraceContext resolve_trace(const Request& req) {
     FieldLines parent_lines;
     FieldLines state_lines;
-    for_each_field_value(headers, "traceparent",
+    for_each_field_value(req, "traceparent",
                          [&](std::string_view v) { parent_lines.push_back(v); });
-    for_each_field_value(headers, "tracestate",
-                         [&](std::string_view v) { state_lines.push_back(v); });
+    for_each_field_value(req, "tracestate", [&](std::string_view v) { state_lines.push_back(v); });
     return resolve_trace(parent_lines, state_lines);
 }
 

@@ -22,8 +22,8 @@ bool is_valid_user_id(std::string_view id) noexcept {
     return ok;
 }
 
-UserResolution resolve_user(const boost::beast::http::fields& headers) {
-    return resolve_user(find_field_values(headers, "X-User-ID"));
+UserResolution resolve_user(const Request& req) {
+    return resolve_user(find_field_values(req, "X-User-ID"));
 }
 
 UserResolution resolve_user(const FieldValues& found) {

@@ -7,8 +7,6 @@
 #include <optional>
 #include <string_view>
 
-#include <boost/beast/http/fields.hpp>
-
 #include "handlers/handler.hpp"
 #include "middleware/field_lookup.hpp"
 
@@ -21,7 +19,7 @@ struct UserResolution {
     std::optional<User> user;  // empty: anonymous
 };
 
-UserResolution resolve_user(const boost::beast::http::fields& headers);
+UserResolution resolve_user(const Request& req);
 // The same from the X-User-ID lines found by scan_known_fields.
 UserResolution resolve_user(const FieldValues& user_id);
 

@@ -44,6 +44,7 @@
 #include "middleware/request_id.hpp"
 #include "middleware/trace.hpp"
 #include "middleware/user.hpp"
+#include "service/request_parser.hpp"
 
 namespace reqctx {
 namespace {
@@ -324,8 +325,7 @@ auto read_after_turn(Session& s) {
 
 // Feeds the buffered bytes to the parser: need_more until the whole header is there (the
 // parser, not eager, stops after the header).
-boost::system::error_code parse_buffered(beast::flat_buffer& buffer,
-                                         http::request_parser<http::string_body>& parser) {
+boost::system::error_code parse_buffered(beast::flat_buffer& buffer, RequestParser& parser) {
     boost::system::error_code ec = http::error::need_more;
     if (buffer.size() == 0) return ec;
     ec = {};
@@ -340,10 +340,8 @@ bool is_parse_error(const boost::system::error_code& ec) {
 }
 
 bool expects_continue(const Request& req) {
-    auto it = req.find(http::field::expect);
-    if (it == req.end()) return false;
-    const auto v = it->value();
-    return beast::iequals(v, "100-continue");
+    const auto expect = req.find(http::field::expect);
+    return expect && beast::iequals(*expect, "100-continue");
 }
 
 // Releases an in-flight slot at scope exit.
@@ -376,8 +374,7 @@ struct ResponseFrame {
 
 // The origin-form of a request target (path and query): an absolute-form target ("http://host/p",
 // RFC 9112 3.2.2: meant for proxies, yet every server must accept it) loses its scheme and host.
-std::string_view origin_form(beast::string_view target) {
-    const std::string_view t(target.data(), target.size());
+std::string_view origin_form(std::string_view t) {
     if (t.empty() || t.front() == '/') return t;
     const std::size_t scheme_end = t.find("://");
     if (scheme_end == std::string_view::npos) return t;  // "*" or authority-form: not routed
@@ -702,7 +699,7 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
         }
         first = false;
 
-        http::request_parser<http::string_body> parser;
+        RequestParser parser;
         parser.header_limit(kHeaderLimit);
         // No body limit while the header is read: a declared length over it is answered below,
         // with the request's own IDs; the limit applies again to reading the body (chunked).
@@ -861,8 +858,8 @@ net::awaitable<void> Server::Impl::session(Worker* w, std::shared_ptr<Session> s
             parser.body_limit(options.max_body_bytes);
             // Within the request's deadline too: a body still arriving when it passes is 504.
             auto within_deadline = bind_context(ctx, use_nothrow);
-            auto [bec, bn] =
-                co_await http::async_read(s->socket, s->buffer, parser, within_deadline);
+            auto [bec, bn] = co_await http::async_read(s->socket, s->buffer, parser.body_parser(),
+                                                       within_deadline);
             (void)bn;
             if (bec == http::error::body_limit) {
                 early = body_too_large(ctx, req);

@@ -114,9 +114,8 @@ Response run(net::io_context& io, const Handler& h, Context ctx, const Request& 
 
 Request fanout_request(std::string body) {
     Request req{http::verb::post, "/v1/fanout", 11};
-    req.set(http::field::content_type, "application/json");
+    req.add_field(http::field::content_type, "application/json");
     req.body() = std::move(body);
-    req.prepare_payload();
     return req;
 }
 

@@ -11,9 +11,9 @@ namespace reqctx {
 namespace {
 
 TEST(FieldLookup, FindsByNameIgnoringAsciiCase) {
-    boost::beast::http::fields headers;
-    headers.insert("x-request-id", "abc");
-    headers.insert(boost::beast::http::field::host, "h");
+    Request headers;
+    headers.add_field("x-request-id", "abc");
+    headers.add_field(boost::beast::http::field::host, "h");
     const auto found = find_field_values(headers, "X-Request-ID");
     EXPECT_EQ(found.count, 1U);
     EXPECT_EQ(found.first, "abc");
@@ -22,10 +22,10 @@ TEST(FieldLookup, FindsByNameIgnoringAsciiCase) {
 }
 
 TEST(FieldLookup, CountsRepeatsAndKeepsTheirOrder) {
-    boost::beast::http::fields headers;
-    headers.insert("tracestate", "a=1");
-    headers.insert("Other", "x");
-    headers.insert("TraceState", "b=2");
+    Request headers;
+    headers.add_field("tracestate", "a=1");
+    headers.add_field("Other", "x");
+    headers.add_field("TraceState", "b=2");
     EXPECT_EQ(find_field_values(headers, "tracestate").count, 2U);
     EXPECT_EQ(find_field_values(headers, "tracestate").first, "a=1");
     std::vector<std::string> seen;
@@ -44,17 +44,17 @@ TEST(FieldLookup, OnlyLettersFoldCase) {
 
 // The server's one pass finds exactly what a lookup per name finds, repeats and order included.
 TEST(FieldLookup, OnePassFindsWhatLookupsByNameFind) {
-    boost::beast::http::fields headers;
-    headers.insert(boost::beast::http::field::host, "h");
-    headers.insert("TRACEPARENT", "tp-1");
-    headers.insert("x-request-id", "rid-1");
-    headers.insert("tracestate", "a=1");
-    headers.insert("X-User-Id", "u1");
-    headers.insert("X-Request-Timeout-Ms", "250");
-    headers.insert("traceparent", "tp-2");
-    headers.insert("X-User-ID", "u2");
-    headers.insert("X-Request-Id2", "not-it");  // same length as no known name
-    headers.insert("TraceState", "b=2");
+    Request headers;
+    headers.add_field(boost::beast::http::field::host, "h");
+    headers.add_field("TRACEPARENT", "tp-1");
+    headers.add_field("x-request-id", "rid-1");
+    headers.add_field("tracestate", "a=1");
+    headers.add_field("X-User-Id", "u1");
+    headers.add_field("X-Request-Timeout-Ms", "250");
+    headers.add_field("traceparent", "tp-2");
+    headers.add_field("X-User-ID", "u2");
+    headers.add_field("X-Request-Id2", "not-it");  // same length as no known name
+    headers.add_field("TraceState", "b=2");
 
     const KnownFields known = scan_known_fields(headers);
     const auto same = [&](const FieldValues& got, std::string_view name) {
@@ -72,7 +72,7 @@ TEST(FieldLookup, OnePassFindsWhatLookupsByNameFind) {
     EXPECT_EQ(lines(known.traceparent), (std::vector<std::string>{"tp-1", "tp-2"}));
     EXPECT_EQ(lines(known.tracestate), (std::vector<std::string>{"a=1", "b=2"}));
 
-    const KnownFields none = scan_known_fields(boost::beast::http::fields{});
+    const KnownFields none = scan_known_fields(Request{});
     EXPECT_EQ(none.request_id.count + none.user_id.count + none.request_timeout.count, 0U);
     EXPECT_TRUE(none.traceparent.empty() && none.tracestate.empty());
 }

@@ -4,8 +4,6 @@
 
 #include <string>
 
-#include <boost/beast/http/fields.hpp>
-
 #include "middleware/deadline.hpp"
 #include "middleware/request_id.hpp"
 #include "middleware/trace.hpp"
@@ -15,11 +13,11 @@ namespace reqctx {
 namespace {
 
 using std::chrono::milliseconds;
-using Fields = boost::beast::http::fields;
+using Fields = Request;
 
 Fields with(std::initializer_list<std::pair<const char*, std::string>> items) {
     Fields f;
-    for (const auto& [k, v] : items) f.insert(k, v);
+    for (const auto& [k, v] : items) f.add_field(k, v);
     return f;
 }
 
