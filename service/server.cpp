@@ -76,8 +76,9 @@ struct Worker {
     std::vector<struct Session*> entered;
     bool check_posted = false;
     // Sessions whose idle read waits for the end of this event-loop turn (read_after_turn):
-    // one posted call per turn starts them all.
+    // one posted call per turn starts them all (moved to `starting` while it walks them).
     std::vector<struct Session*> parked;
+    std::vector<struct Session*> starting;
     bool parked_posted = false;
     // Sessions of this worker with a request under way (Server::Impl::set_phase). Written only
     // by this worker's thread (a load and a store, no locked instruction), read by the drain.
@@ -110,24 +111,45 @@ public:
             parked.~H();
             socket.async_read_some(into, std::move(h));
         };
+        complete_ = [](void* storage, boost::system::error_code ec, std::size_t n) {
+            H& parked = *static_cast<H*>(storage);
+            H h(std::move(parked));
+            parked.~H();
+            std::move(h)(ec, n);
+        };
         destroy_ = [](void* storage) { static_cast<H*>(storage)->~H(); };
     }
 
     // Starts the read with the parked handler (its completion is posted, never run inline).
     void start(tcp::socket& socket, net::mutable_buffer into) {
         auto run = std::exchange(start_, nullptr);
-        destroy_ = nullptr;
+        clear();
         run(storage_, socket, into);
+    }
+
+    // Completes the read now with a result obtained by the caller: the handler runs inline
+    // (the session's coroutine resumes before this returns).
+    void complete(boost::system::error_code ec, std::size_t n) {
+        auto run = std::exchange(complete_, nullptr);
+        clear();
+        run(storage_, ec, n);
     }
 
     void reset() noexcept {
         if (destroy_ != nullptr) std::exchange(destroy_, nullptr)(storage_);
-        start_ = nullptr;
+        clear();
     }
 
 private:
+    void clear() noexcept {
+        start_ = nullptr;
+        complete_ = nullptr;
+        destroy_ = nullptr;
+    }
+
     alignas(std::max_align_t) std::byte storage_[64];
     void (*start_)(void*, tcp::socket&, net::mutable_buffer) = nullptr;
+    void (*complete_)(void*, boost::system::error_code, std::size_t) = nullptr;
     void (*destroy_)(void*) = nullptr;
 };
 
@@ -288,11 +310,25 @@ void start_entered_monitors(Worker* w) {
     w->entered.clear();
 }
 
+// Reads each parked session's socket once, without waiting: a session whose next request (or
+// end of stream) is there resumes at once, inline; only the others wait through the reactor.
+// An asynchronous read would post even a read that succeeds at once, one more pass through
+// the event loop's queue per request (about 900 instructions). Sessions that park again while
+// this runs wait for the next call.
 void start_parked_reads(Worker* w) {
     w->parked_posted = false;
-    // A read's completion is posted, never run inline: the list cannot change while walked.
-    for (Session* s : w->parked) s->idle_read.start(s->socket, s->buffer.prepare(kReadChunk));
-    w->parked.clear();
+    std::swap(w->parked, w->starting);
+    for (Session* s : w->starting) {
+        const auto into = s->buffer.prepare(kReadChunk);
+        boost::system::error_code ec;
+        const std::size_t n = s->socket.read_some(into, ec);  // non-blocking socket
+        if (ec == net::error::would_block || ec == net::error::try_again) {
+            s->idle_read.start(s->socket, into);
+        } else {
+            s->idle_read.complete(ec, n);
+        }
+    }
+    w->starting.clear();
 }
 
 Worker::~Worker() {
@@ -301,6 +337,8 @@ Worker::~Worker() {
     // through it.
     for (Session* s : parked) s->idle_read.reset();
     parked.clear();
+    for (Session* s : starting) s->idle_read.reset();
+    starting.clear();
 }
 
 // A session's read of its next request, started at the end of the current event-loop turn
@@ -308,7 +346,7 @@ Worker::~Worker() {
 // the time (the client has not answered yet): a recvfrom that fails with EAGAIN, the reactor's
 // queueing, then a later epoll event. At the end of the turn, after the other ready
 // connections were served, the next request is usually there, as nginx reads only once epoll
-// reports data. One post per worker per turn serves every parked session.
+// reports data. One post per worker per turn serves every parked session (start_parked_reads).
 auto read_after_turn(Session& s) {
     return net::async_initiate<decltype(use_nothrow), void(boost::system::error_code, std::size_t)>(
         [](auto handler, Session* session) {
