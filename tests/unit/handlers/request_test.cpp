@@ -17,30 +17,14 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/request_lines.hpp"
+
 namespace reqctx {
 namespace {
 
 using namespace std::string_view_literals;
-
-struct Line {
-    http::field name;
-    std::string name_string;
-    std::string value;
-    bool operator==(const Line&) const = default;
-};
-
-void PrintTo(const Line& line, std::ostream* os) {
-    *os << "{" << static_cast<int>(line.name) << ", \"" << line.name_string << "\", \""
-        << line.value << "\"}";
-}
-
-std::vector<Line> lines(const Request& req) {
-    std::vector<Line> out;
-    for (const Request::Field f : req.fields()) {
-        out.push_back({f.name, std::string(f.name_string), std::string(f.value)});
-    }
-    return out;
-}
+using test::Line;
+using test::lines;
 
 // Everything a handler can read, as owned strings: two requests are equal when all of it is.
 struct Snapshot {

@@ -31,11 +31,14 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/request_lines.hpp"
+
 namespace reqctx {
 namespace {
 
 using boost::beast::error_code;
 using Oracle = http::request_parser<http::string_body>;
+using test::Line;
 using namespace std::string_literals;
 using namespace std::string_view_literals;
 
@@ -48,13 +51,6 @@ constexpr std::array<std::size_t, 6> kFragmentSizes{1, 2, 5, 10, 100, kWhole};
 
 // ---------------------------------------------------------------------------------------------
 // Observing a parse.
-
-struct Line {
-    http::field name;
-    std::string name_string;
-    std::string value;
-    bool operator==(const Line&) const = default;
-};
 
 // Everything the server and its handlers can read after a parse, as owned values.
 struct Outcome {
@@ -177,14 +173,6 @@ std::vector<Line> beast_order(const std::vector<Line>& received) {
     return out;
 }
 
-std::vector<Line> received_order(const Request& req) {
-    std::vector<Line> out;
-    for (const Request::Field f : req.fields()) {
-        out.push_back({f.name, std::string(f.name_string), std::string(f.value)});
-    }
-    return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Driving a parser as the server does.
 
@@ -298,7 +286,7 @@ Outcome observe(const RequestParser& p, const Driven& d) {
     o.method_string = std::string(req.method_string());
     o.target = std::string(req.target());
     o.version = req.version();
-    o.fields = beast_order(received_order(req));
+    o.fields = beast_order(test::lines(req));
     for (const http::field f : kProbed) {
         const auto v = req.find(f);
         o.found.push_back(v ? std::optional<std::string>(std::string(*v)) : std::nullopt);
@@ -366,7 +354,7 @@ Outcome expect_same_outcome(std::string_view input, std::uint64_t body_limit = k
 std::vector<Line> lines_of(std::string_view input) {
     RequestParser p;
     drive(p, input, kWhole, kBodyLimit);
-    return received_order(p.get());
+    return test::lines(p.get());
 }
 
 // ---------------------------------------------------------------------------------------------
