@@ -286,6 +286,21 @@ TEST(ServerConnection, Http10KeepsAliveOnlyWhenAsked) {
     EXPECT_EQ(service.terminate(), 0);
 }
 
+// Every Connection line counts (RFC 9110 7.6.1: the field is a list, and repeated lines are
+// one list), not only the first.
+TEST(ServerConnection, CloseInALaterConnectionLineEndsTheConnection) {
+    ServiceProcess service;
+    HttpClient client(service.port());
+    ASSERT_TRUE(client.send_raw(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: foo\r\nConnection: close\r\n\r\n"));
+    auto res = client.read_response();
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->header("Connection"), "close");
+    EXPECT_TRUE(client.wait_closed(10s));
+    EXPECT_EQ(service.terminate(), 0);
+}
+
 TEST(ServerConnection, EveryResponseCarriesItsFramingAndIds) {
     ServiceProcess service;
     HttpClient client(service.port());
